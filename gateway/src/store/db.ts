@@ -1,0 +1,35 @@
+// One postgres.js pool per process. Every SQL statement of the gateway lives in store/.
+import postgres from 'postgres';
+
+export type Sql = postgres.Sql<Record<string, never>>;
+
+export interface DbOptions {
+  max?: number;
+  /** Application name shown in pg_stat_activity. */
+  applicationName?: string;
+  connectTimeoutS?: number;
+}
+
+export function connect(url: string, opts: DbOptions = {}): Sql {
+  return postgres(url, {
+    max: opts.max ?? 10,
+    connect_timeout: opts.connectTimeoutS ?? 3,
+    idle_timeout: 0,
+    onnotice: () => {},
+    connection: { application_name: opts.applicationName ?? 'agentgate' },
+    // Keep bigint columns as JS numbers: every value the gateway stores is a safe integer.
+    types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
+    transform: { undefined: null },
+  }) as unknown as Sql;
+}
+
+/** A `postgres://` URL with its password replaced, safe for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}

@@ -1,0 +1,148 @@
+// The schema of SPEC §2, as ordered migrations. Kept as TypeScript strings so that `tsc` ships
+// them in dist/ with no copy step. Never edit a released migration: add the next one.
+
+export interface Migration {
+  id: number;
+  name: string;
+  sql: string;
+}
+
+export const PREBUILDS_USER_ID = 'c42fdf75-3097-471c-8c33-fb52454d81c0';
+
+export const migrations: Migration[] = [
+  {
+    id: 1,
+    name: 'schema',
+    sql: /* sql */ `
+create table organizations (
+  id uuid primary key,
+  name text not null unique,
+  created_at timestamptz not null default now()
+);
+
+create table users (
+  id uuid primary key,
+  username text not null unique,
+  deleted boolean not null default false,
+  created_at timestamptz not null default now()
+);
+
+create table templates (
+  id uuid primary key,
+  organization_id uuid not null references organizations,
+  name text not null,
+  deleted boolean not null default false,
+  activity_bump bigint not null default 3600000000000,
+  default_ttl bigint not null default 0,
+  allow_user_autostop boolean not null default true
+);
+
+create table workspaces (
+  id uuid primary key,
+  owner_id uuid not null references users,
+  organization_id uuid not null references organizations,
+  template_id uuid not null references templates,
+  name text not null,
+  deleted boolean not null default false,
+  autostart_schedule text null,
+  ttl bigint null,
+  last_used_at timestamptz not null default '0001-01-01 00:00:00+00',
+  dormant_at timestamptz null,
+  group_acl jsonb not null default '{}',
+  user_acl jsonb not null default '{}',
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+create index workspaces_owner_id_idx on workspaces (owner_id);
+create index workspaces_template_id_idx on workspaces (template_id);
+
+create table provisioner_jobs (
+  id uuid primary key,
+  completed_at timestamptz null,
+  created_at timestamptz not null default now()
+);
+
+create table workspace_builds (
+  id uuid primary key,
+  workspace_id uuid not null references workspaces,
+  build_number int not null,
+  transition text not null check (transition in ('start', 'stop', 'delete')),
+  job_id uuid not null references provisioner_jobs,
+  deadline timestamptz not null default '0001-01-01 00:00:00+00',
+  max_deadline timestamptz not null default '0001-01-01 00:00:00+00',
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  unique (workspace_id, build_number)
+);
+-- agent -> resource -> build: the build is found by its job.
+create index workspace_builds_job_id_idx on workspace_builds (job_id);
+
+create table workspace_resources (
+  id uuid primary key,
+  job_id uuid not null references provisioner_jobs,
+  name text not null,
+  type text not null,
+  created_at timestamptz not null default now()
+);
+create index workspace_resources_job_id_idx on workspace_resources (job_id);
+
+create table workspace_agents (
+  id uuid primary key,
+  resource_id uuid not null references workspace_resources,
+  name text not null,
+  auth_token uuid not null unique,
+  deleted boolean not null default false,
+  first_connected_at timestamptz null,
+  last_connected_at timestamptz null,
+  disconnected_at timestamptz null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+create index workspace_agents_resource_id_idx on workspace_agents (resource_id);
+
+create table workspace_agent_metadata (
+  workspace_agent_id uuid not null references workspace_agents,
+  key varchar(127) not null,
+  display_name text not null default '',
+  script text not null default '',
+  value text not null default '',
+  error text not null default '',
+  timeout bigint not null default 0,
+  "interval" bigint not null default 0,
+  collected_at timestamptz not null default '0001-01-01 00:00:00+00',
+  primary key (workspace_agent_id, key)
+);
+
+-- No foreign keys: inserting a stats row must not read another table (SPEC §2).
+create table workspace_agent_stats (
+  id uuid primary key,
+  created_at timestamptz not null,
+  user_id uuid not null,
+  agent_id uuid not null,
+  workspace_id uuid not null,
+  template_id uuid not null,
+  connections_by_proto jsonb not null default '{}',
+  connection_count bigint not null default 0,
+  rx_packets bigint not null default 0,
+  rx_bytes bigint not null default 0,
+  tx_packets bigint not null default 0,
+  tx_bytes bigint not null default 0,
+  connection_median_latency_ms double precision not null default -1,
+  session_count_vscode bigint not null default 0,
+  session_count_jetbrains bigint not null default 0,
+  session_count_reconnecting_pty bigint not null default 0,
+  session_count_ssh bigint not null default 0,
+  usage boolean not null default false
+);
+create index workspace_agent_stats_created_at_idx on workspace_agent_stats (created_at);
+
+create view workspaces_expanded as
+select w.*, u.username as owner_username, t.name as template_name
+from workspaces w
+join users u on u.id = w.owner_id
+join templates t on t.id = w.template_id;
+
+insert into users (id, username) values ('${PREBUILDS_USER_ID}', 'prebuilds');
+`,
+  },
+];

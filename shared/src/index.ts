@@ -1,0 +1,4 @@
+export * from './protocol/codes.js';
+export * from './protocol/duration.js';
+export * from './protocol/schemas.js';
+export * from './client/agent-client.js';

@@ -1,0 +1,29 @@
+// Durations as operators write them (`500ms`, `30s`, `5m`, `1h`) and as protojson writes them
+// (`"30s"`, `"0.500s"`).
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+
+/** Parses `500ms`, `30s`, `1.5m`, `1h` into milliseconds; returns undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION_RE.exec(text.trim());
+  if (!m) return undefined;
+  const ms = Number(m[1]) * (UNIT_MS[m[2]!] ?? Number.NaN);
+  return Number.isFinite(ms) ? Math.round(ms) : undefined;
+}
+
+/** Formats milliseconds as a protojson Duration string: seconds with an `s` suffix. */
+export function formatProtoDuration(ms: number): string {
+  const whole = Math.trunc(ms / 1000);
+  const frac = Math.abs(ms % 1000);
+  if (frac === 0) return `${whole}s`;
+  return `${whole}.${String(frac).padStart(3, '0')}s`;
+}
+
+/** Parses a protojson Duration (`"30s"`, `"0.500s"`) into milliseconds. */
+export function parseProtoDuration(text: string): number | undefined {
+  const m = /^(-?\d+)(?:\.(\d{1,9}))?s$/.exec(text);
+  if (!m) return undefined;
+  const frac = m[2] ? Number(`0.${m[2]}`) : 0;
+  return Number(m[1]) * 1000 + Math.round(frac * 1000);
+}

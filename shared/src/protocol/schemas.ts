@@ -1,0 +1,129 @@
+// Frame shapes of SPEC §4 as typebox schemas: the gateway compiles them once, the client and the
+// tests derive their static types from them. Nobody redeclares a frame shape.
+import { type Static, Type } from '@sinclair/typebox';
+
+/** A non-negative safe integer, as a JSON number or a decimal string (protojson writes int64 as strings). */
+export const Int = Type.Union([
+  Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+  Type.String({ pattern: '^[0-9]{1,16}$' }),
+]);
+export type Int = Static<typeof Int>;
+
+export const MetricType = Type.Union([
+  Type.Literal('TYPE_UNSPECIFIED'),
+  Type.Literal('COUNTER'),
+  Type.Literal('GAUGE'),
+]);
+
+export const MetricLabel = Type.Object({ name: Type.String(), value: Type.String() });
+
+export const Metric = Type.Object({
+  name: Type.String(),
+  type: MetricType,
+  value: Type.Number(),
+  labels: Type.Optional(Type.Array(MetricLabel)),
+});
+export type Metric = Static<typeof Metric>;
+
+export const Stats = Type.Object({
+  connectionsByProto: Type.Optional(Type.Record(Type.String(), Int)),
+  connectionCount: Type.Optional(Int),
+  connectionMedianLatencyMs: Type.Optional(Type.Number()),
+  rxPackets: Type.Optional(Int),
+  rxBytes: Type.Optional(Int),
+  txPackets: Type.Optional(Int),
+  txBytes: Type.Optional(Int),
+  sessionCountVscode: Type.Optional(Int),
+  sessionCountJetbrains: Type.Optional(Int),
+  sessionCountReconnectingPty: Type.Optional(Int),
+  sessionCountSsh: Type.Optional(Int),
+  metrics: Type.Optional(Type.Array(Metric)),
+});
+export type Stats = Static<typeof Stats>;
+
+export const UpdateStatsParams = Type.Object({ stats: Type.Optional(Stats) });
+export type UpdateStatsParams = Static<typeof UpdateStatsParams>;
+
+export const UpdateStatsResult = Type.Object({ reportInterval: Type.String() });
+export type UpdateStatsResult = Static<typeof UpdateStatsResult>;
+
+export const MetadataResult = Type.Object({
+  collectedAt: Type.Optional(Type.String()),
+  age: Type.Optional(Int),
+  // protojson omits empty strings, so an empty value may arrive as a missing field.
+  value: Type.Optional(Type.String()),
+  error: Type.Optional(Type.String()),
+});
+
+export const MetadataItem = Type.Object({ key: Type.String(), result: MetadataResult });
+export type MetadataItem = Static<typeof MetadataItem>;
+
+export const BatchUpdateMetadataParams = Type.Object({ metadata: Type.Array(MetadataItem) });
+export type BatchUpdateMetadataParams = Static<typeof BatchUpdateMetadataParams>;
+
+export const BatchUpdateMetadataResult = Type.Object({});
+export type BatchUpdateMetadataResult = Static<typeof BatchUpdateMetadataResult>;
+
+export const Methods = {
+  UpdateStats: 'UpdateStats',
+  BatchUpdateMetadata: 'BatchUpdateMetadata',
+} as const;
+export type MethodName = keyof typeof Methods;
+
+/** JSON-RPC 2.0 envelopes (SPEC §4). */
+export type RpcId = string | number | null;
+export interface RpcRequest<P = unknown> {
+  jsonrpc: '2.0';
+  id?: RpcId;
+  method: string;
+  params?: P;
+}
+export interface RpcErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+export interface RpcSuccess<R = unknown> {
+  jsonrpc: '2.0';
+  id: RpcId;
+  result: R;
+}
+export interface RpcFailure {
+  jsonrpc: '2.0';
+  id: RpcId;
+  error: RpcErrorObject;
+}
+export type RpcResponse<R = unknown> = RpcSuccess<R> | RpcFailure;
+
+/** `data` of a -32602 error. */
+export interface ParamError {
+  path: string;
+  message: string;
+}
+/** `data` of a -32004 error. */
+export interface MetadataOverflowData {
+  droppedKeys: string[];
+}
+
+/** Shape of `GET /debug/sessions` (SPEC §3). */
+export type RefreshOutcome = 'none' | 'unchanged' | 'changed' | 'prebuild' | 'error';
+export interface DebugSession {
+  agentId: string;
+  workspaceId: string;
+  connectedAt: string;
+  identityCached: boolean;
+  lastRefreshAt: string | null;
+  lastRefreshOutcome: RefreshOutcome;
+}
+
+/** NOTIFY payloads (SPEC §4). */
+export interface StatsUpdateNotification {
+  kind: 'stats_update';
+  workspace_id: string;
+}
+export interface MetadataNotification {
+  collected_at: string;
+  keys: string[];
+}
+export const statsChannel = (ownerId: string) => `workspace_owner:${ownerId}`;
+export const metadataChannel = (agentId: string) => `workspace_agent_metadata:${agentId}`;

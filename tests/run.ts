@@ -1,0 +1,65 @@
+// `npm test`: starts one embedded PostgreSQL for the whole run, migrates a template database, and
+// runs every *.test.ts file under node's test runner; each file clones its own database from the
+// template (helpers/db.ts), so files run in parallel. PostgreSQL is stopped by PID at the end.
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startEmbeddedPostgres } from '../gateway/src/ops/embedded-postgres.ts';
+import { connect } from '../gateway/src/store/db.ts';
+import { migrate } from '../gateway/src/store/migrate.ts';
+
+const TEMPLATE_DB = 'agentgate_template';
+
+function findTests(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = path.join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...findTests(p));
+    else if (name.endsWith('.test.ts')) out.push(p);
+  }
+  return out.sort();
+}
+
+const root = path.dirname(new URL(import.meta.url).pathname);
+const filter = process.argv.slice(2);
+let files = findTests(root);
+if (filter.length) files = files.filter((f) => filter.some((x) => f.includes(x)));
+if (files.length === 0) {
+  console.error('no test files matched');
+  process.exit(1);
+}
+
+const work = mkdtempSync(path.join(tmpdir(), 'agentgate-test-'));
+chmodSync(work, 0o755); // embedded-postgres runs as the postgres user when we are root
+const pg = await startEmbeddedPostgres({
+  dataDir: path.join(work, 'pgdata'),
+  settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '400' },
+});
+let code = 1;
+try {
+  const admin = connect(pg.url, { max: 1 });
+  await admin.unsafe(`create database ${TEMPLATE_DB}`);
+  await admin.end();
+  const tplUrl = pg.url.replace(/\/postgres$/, `/${TEMPLATE_DB}`);
+  const tpl = connect(tplUrl, { max: 1 });
+  await migrate(tpl);
+  await tpl.end();
+
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, AGENTGATE_TEST_PG_URL: pg.url, AGENTGATE_TEST_TEMPLATE_DB: TEMPLATE_DB },
+    },
+  );
+  const stop = (sig: NodeJS.Signals) => child.kill(sig);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  code = await new Promise<number>((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+} finally {
+  await pg.stop();
+  rmSync(work, { recursive: true, force: true });
+}
+process.exit(code);
