@@ -9,4 +9,4 @@ if (!existsSync(fileURLToPath(cli))) {
   process.exit(2);
 }
 const { main } = await import(cli.href);
-process.exitCode = await main(process.argv.slice(2));
+process.exit(await main(process.argv.slice(2)));

@@ -1,3 +1,119 @@
-export async function serveMain(_argv: string[]): Promise<number> {
+// `agentgate serve` (SPEC §1): configuration, database (embedded when no DATABASE_URL), migrations,
+// the gateway, and the SIGTERM/SIGINT drain (SPEC §7). Exits 0 after a clean drain.
+import path from 'node:path';
+import { RPC_PATH } from '@agentgate/shared';
+import { type Config, loadConfig } from './config.js';
+import { Gateway } from './gateway.js';
+import { createHttpServer } from './http/server.js';
+import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './ops/embedded-postgres.js';
+import { createLogger, type Logger } from './ops/log.js';
+import { connect, redactUrl } from './store/db.js';
+import { migrate } from './store/migrate.js';
+import { PgStore } from './store/pg-store.js';
+
+class UserError extends Error {
+  readonly userError = true;
+}
+
+export async function serveMain(argv: string[]): Promise<number> {
+  const config = loadConfig(argv);
+  const log = createLogger(config.logLevel);
+  return serve(config, log);
+}
+
+async function openDatabase(config: Config, log: Logger): Promise<{ url: string; embedded?: EmbeddedPostgresHandle }> {
+  if (config.databaseUrl) {
+    log.info({ database: redactUrl(config.databaseUrl) }, 'using DATABASE_URL');
+    return { url: config.databaseUrl };
+  }
+  const dataDir = path.resolve(config.dataDir, 'pgdata');
+  log.info({ dataDir }, 'starting embedded PostgreSQL');
+  const pgLog = log.child({ component: 'postgres' });
+  const embedded = await startEmbeddedPostgres({ dataDir, onLog: (line) => pgLog.debug(line) });
+  log.info({ dataDir, port: embedded.port, pid: embedded.pid }, 'embedded PostgreSQL started');
+  return { url: embedded.url, embedded };
+}
+
+async function serve(config: Config, log: Logger): Promise<number> {
+  const db = await openDatabase(config, log);
+  const sql = connect(db.url, { max: 10, applicationName: 'agentgate' });
+  const probe = connect(db.url, { max: 1, applicationName: 'agentgate-health', connectTimeoutS: 2 });
+  const shutdownDb = async () => {
+    await Promise.allSettled([sql.end({ timeout: 5 }), probe.end({ timeout: 1 })]);
+    if (db.embedded) await db.embedded.stop();
+  };
+  try {
+    const m = await migrate(sql);
+    if (m.applied.length) log.info({ applied: m.applied }, 'migrations applied');
+  } catch (err) {
+    await shutdownDb();
+    throw err;
+  }
+
+  const gateway = new Gateway({
+    config,
+    store: new PgStore(sql),
+    log,
+    ping: async () => {
+      await probe`select 1`;
+    },
+  });
+  const server = createHttpServer(gateway, log);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.listenPort, config.listenHost, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await shutdownDb();
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE')
+      throw new UserError(`cannot listen on ${config.listenHost}:${config.listenPort}: address in use`);
+    if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') {
+      throw new UserError(`cannot listen on ${config.listenHost}:${config.listenPort}: ${e.code}`);
+    }
+    throw err;
+  }
+  gateway.start();
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.listenPort;
+  const host = config.listenHost.includes(':') ? `[${config.listenHost}]` : config.listenHost;
+  log.info(
+    {
+      url: `ws://${host}:${port}${RPC_PATH}`,
+      workspaceCache: config.workspaceCache ? 'on' : 'off',
+      embeddedDatabase: Boolean(db.embedded),
+    },
+    'listening',
+  );
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log.info({ signal, sessions: gateway.sessionCount, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+  // A second signal means "now": skip the drain.
+  const force = () => {
+    log.warn('second signal; exiting without finishing the drain');
+    process.exit(1);
+  };
+  process.once('SIGTERM', force);
+  process.once('SIGINT', force);
+  const hardStop = setTimeout(() => {
+    log.error('shutdown timeout reached; exiting');
+    process.exit(1);
+  }, config.shutdownTimeoutMs + 5000);
+  hardStop.unref();
+  await gateway.drain(config.shutdownTimeoutMs - 1000);
+  gateway.stop();
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+  await shutdownDb();
+  log.info('stopped');
   return 0;
 }

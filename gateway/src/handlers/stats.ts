@@ -1,0 +1,146 @@
+// UpdateStats (SPEC §4): one stats row per report, answered after commit; agent metrics exported
+// with identity labels; activity (connectionCount > 0) bumps, notifies and marks the workspace used.
+import { randomUUID } from 'node:crypto';
+import {
+  type ParamError,
+  RpcError,
+  RpcErrorMessage,
+  type Stats,
+  UpdateStatsParams,
+  type UpdateStatsResult,
+} from '@agentgate/shared';
+import type { AgentMetrics } from '../ops/agent-metrics.js';
+import type { Clock } from '../ops/clock.js';
+import type { ActivityWriter } from '../store/activity-writer.js';
+import type { BatchWriter } from '../store/batch-writer.js';
+import type { StatsRow } from '../store/store.js';
+import { compile, invalidParams, schemaErrors, stripNul, toInt } from './params.js';
+import { type WriteReply, writeOutcome } from './reply.js';
+import type { Handler, HandlerOutcome } from './types.js';
+
+const check = compile(UpdateStatsParams);
+
+const INT_FIELDS = [
+  'connectionCount',
+  'rxPackets',
+  'rxBytes',
+  'txPackets',
+  'txBytes',
+  'sessionCountVscode',
+  'sessionCountJetbrains',
+  'sessionCountReconnectingPty',
+  'sessionCountSsh',
+] as const;
+
+export interface StatsWrite {
+  row: StatsRow;
+  activity: boolean;
+}
+
+export interface StatsDeps {
+  writer: BatchWriter<StatsWrite>;
+  activity: ActivityWriter;
+  agentMetrics: AgentMetrics;
+  clock: Clock;
+  reportInterval: string;
+}
+
+export function statsHandler(deps: StatsDeps): Handler {
+  const intervalOnly: HandlerOutcome = { result: { reportInterval: deps.reportInterval } satisfies UpdateStatsResult };
+  return (session, params) => {
+    const p = params === undefined ? {} : params;
+    if (!check.Check(p)) return schemaErrors(check, p);
+    const stats = p.stats;
+    if (stats === undefined) return intervalOnly;
+    const row = statsRow(stats);
+    if ('errors' in row) return invalidParams(row.errors);
+
+    const auth = session.authorize();
+    const finish = (identity: Awaited<typeof auth>): HandlerOutcome | Promise<HandlerOutcome> => {
+      if (identity === null) return notAuthorized;
+      const s = session.subject;
+      const r = row.row;
+      r.id = randomUUID();
+      r.createdAt = new Date(deps.clock.now()).toISOString();
+      r.userId = s.ownerId;
+      r.agentId = s.agentId;
+      r.workspaceId = s.workspaceId;
+      r.templateId = s.templateId;
+      const activity = r.connectionCount > 0;
+      return new Promise<HandlerOutcome>((resolve) => {
+        const reply: WriteReply = (outcome, correlationId) => {
+          if (outcome !== 'ok') return resolve(writeOutcome(outcome, correlationId));
+          if (stats.metrics && stats.metrics.length > 0) {
+            deps.agentMetrics.update(
+              s.agentId,
+              {
+                agentName: s.agentName,
+                username: identity.ownerUsername,
+                workspaceName: identity.name,
+                templateName: identity.templateName,
+              },
+              stats.metrics,
+              deps.clock.now(),
+            );
+          }
+          if (activity) {
+            deps.activity.record(s.workspaceId, {
+              ownerId: s.ownerId,
+              autostartSchedule: identity.autostartSchedule,
+              prebuild: session.prebuild,
+            });
+          }
+          resolve(intervalOnly);
+        };
+        deps.writer.submit({ row: r, activity }, reply);
+      });
+    };
+    return auth instanceof Promise ? auth.then(finish) : finish(auth);
+  };
+}
+
+export const notAuthorized: HandlerOutcome = {
+  error: { code: RpcError.NotAuthorized, message: RpcErrorMessage[RpcError.NotAuthorized] },
+};
+
+/** Builds the row's measured part; ids and times are filled after authorization. */
+function statsRow(stats: Stats): { row: StatsRow } | { errors: ParamError[] } {
+  const errors: ParamError[] = [];
+  const ints: Record<string, number> = {};
+  for (const f of INT_FIELDS) {
+    const n = toInt(stats[f]);
+    if (n < 0) errors.push({ path: `/stats/${f}`, message: 'Expected a safe integer' });
+    ints[f] = n;
+  }
+  const byProto: Record<string, number> = {};
+  if (stats.connectionsByProto) {
+    for (const [proto, v] of Object.entries(stats.connectionsByProto)) {
+      const n = toInt(v);
+      if (n < 0) errors.push({ path: `/stats/connectionsByProto/${proto}`, message: 'Expected a safe integer' });
+      byProto[stripNul(proto)] = n;
+    }
+  }
+  if (errors.length) return { errors };
+  const latency = stats.connectionMedianLatencyMs;
+  return {
+    row: {
+      id: '',
+      createdAt: '',
+      userId: '',
+      agentId: '',
+      workspaceId: '',
+      templateId: '',
+      connectionsByProto: JSON.stringify(byProto),
+      connectionCount: ints['connectionCount']!,
+      rxPackets: ints['rxPackets']!,
+      rxBytes: ints['rxBytes']!,
+      txPackets: ints['txPackets']!,
+      txBytes: ints['txBytes']!,
+      connectionMedianLatencyMs: latency === undefined || !Number.isFinite(latency) ? -1 : latency,
+      sessionCountVscode: ints['sessionCountVscode']!,
+      sessionCountJetbrains: ints['sessionCountJetbrains']!,
+      sessionCountReconnectingPty: ints['sessionCountReconnectingPty']!,
+      sessionCountSsh: ints['sessionCountSsh']!,
+    },
+  };
+}

@@ -1,0 +1,112 @@
+// `/metrics` (SPEC §3, §6): prom-client for the gateway's own series, with label children bound
+// once so that the hot path only increments. Agent-reported metrics come from AgentMetrics.
+import client from 'prom-client';
+
+export const FRAME_OUTCOMES = ['ok', 'error', 'invalid', 'unauthorized', 'unavailable', 'rate_limited'] as const;
+export type FrameOutcome = (typeof FRAME_OUTCOMES)[number];
+export const FRAME_METHODS = ['UpdateStats', 'BatchUpdateMetadata', 'unknown'] as const;
+export type FrameMethod = (typeof FRAME_METHODS)[number];
+export type LookupReason = 'connect' | 'refresh' | 'fallback';
+
+export class GatewayMetrics {
+  readonly registry = new client.Registry();
+  readonly sessions: client.Gauge;
+  private readonly frames: client.Counter<'method' | 'outcome'>;
+  private readonly frameChildren = new Map<string, client.Counter.Internal>();
+  private readonly lookups: Record<LookupReason, client.Counter.Internal>;
+  readonly cacheHit: client.Counter.Internal;
+  readonly cacheMiss: client.Counter.Internal;
+  private readonly batchSize: client.Histogram<'table'>;
+  private readonly ackLatency: client.Histogram<'method'>;
+  private readonly ackChildren = new Map<string, client.Histogram.Internal<'method'>>();
+  readonly agentMetricsDropped: client.Counter;
+  readonly refreshOutcomes: client.Counter<'outcome'>;
+  readonly writeBufferUsed: client.Gauge;
+
+  constructor() {
+    const registers = [this.registry];
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'agentgate_' });
+    this.sessions = new client.Gauge({ name: 'agentgate_sessions', help: 'Open agent sessions.', registers });
+    this.frames = new client.Counter({
+      name: 'agentgate_frames_total',
+      help: 'JSON-RPC requests and notifications by method and outcome.',
+      labelNames: ['method', 'outcome'],
+      registers,
+    });
+    for (const m of FRAME_METHODS)
+      for (const o of FRAME_OUTCOMES) {
+        const child = this.frames.labels(m, o);
+        child.inc(0);
+        this.frameChildren.set(`${m}|${o}`, child);
+      }
+    const lookups = new client.Counter({
+      name: 'agentgate_workspace_lookups_total',
+      help: 'Workspace queries by reason (one per query).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.lookups = {
+      connect: lookups.labels('connect'),
+      refresh: lookups.labels('refresh'),
+      fallback: lookups.labels('fallback'),
+    };
+    const cache = new client.Counter({
+      name: 'agentgate_identity_cache_total',
+      help: 'Authorizations served from the cached identity (hit) or the database (miss).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.cacheHit = cache.labels('hit');
+    this.cacheMiss = cache.labels('miss');
+    // Every label value is exported from start, at 0 (SPEC §6).
+    for (const c of [this.cacheHit, this.cacheMiss, ...Object.values(this.lookups)]) c.inc(0);
+    this.batchSize = new client.Histogram({
+      name: 'agentgate_write_batch_size',
+      help: 'Frames per committed batch, by table.',
+      labelNames: ['table'],
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000],
+      registers,
+    });
+    this.ackLatency = new client.Histogram({
+      name: 'agentgate_ack_latency_seconds',
+      help: 'Time from a frame received to its answer sent, by method.',
+      labelNames: ['method'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    for (const m of FRAME_METHODS) this.ackChildren.set(m, this.ackLatency.labels(m));
+    this.agentMetricsDropped = new client.Counter({
+      name: 'agentgate_agent_metrics_dropped_total',
+      help: 'Agent-reported metrics dropped for an invalid name.',
+      registers,
+    });
+    this.refreshOutcomes = new client.Counter({
+      name: 'agentgate_identity_refresh_total',
+      help: 'Session identity refreshes by outcome.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const o of ['unchanged', 'changed', 'prebuild', 'error', 'revoked']) this.refreshOutcomes.labels(o).inc(0);
+    this.writeBufferUsed = new client.Gauge({
+      name: 'agentgate_write_buffer_frames',
+      help: 'Frames waiting for the database (queued or in a batch in flight).',
+      registers,
+    });
+  }
+
+  frame(method: FrameMethod, outcome: FrameOutcome): void {
+    this.frameChildren.get(`${method}|${outcome}`)!.inc();
+  }
+
+  lookup(reason: LookupReason): void {
+    this.lookups[reason].inc();
+  }
+
+  batch(table: string, size: number): void {
+    this.batchSize.labels(table).observe(size);
+  }
+
+  ack(method: FrameMethod, seconds: number): void {
+    this.ackChildren.get(method)!.observe(seconds);
+  }
+}

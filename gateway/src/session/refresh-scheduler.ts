@@ -1,0 +1,60 @@
+// SPEC §5 refresh timing: the first tick at a uniformly random point between half and one whole
+// interval after connect (sessions do not refresh in step), then every interval; after a failed
+// refresh, retry sooner with backoff up to 30 s. Tied to the session: stop() ends it for good.
+import type { Clock, TimerHandle } from '../ops/clock.js';
+
+export const MAX_RETRY_BACKOFF_MS = 30_000;
+
+export class RefreshScheduler {
+  private timer: TimerHandle | undefined;
+  private stopped = false;
+  private failures = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly intervalMs: number,
+    /** Runs one refresh; resolves true on success, false on a database error. */
+    private readonly run: () => Promise<boolean>,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  start(): void {
+    this.arm(this.intervalMs * (0.5 + 0.5 * this.random()));
+  }
+
+  /** Refresh again within `maxDelayMs` (spread at random below it), e.g. after a lost LISTEN. */
+  soon(maxDelayMs: number): void {
+    if (this.stopped) return;
+    this.clock.clearTimeout(this.timer);
+    this.arm(maxDelayMs * this.random());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  get active(): boolean {
+    return !this.stopped;
+  }
+
+  private arm(ms: number): void {
+    if (this.stopped) return;
+    this.timer = this.clock.setTimeout(() => void this.tick(), Math.round(ms));
+  }
+
+  private async tick(): Promise<void> {
+    this.timer = undefined;
+    if (this.stopped) return;
+    const ok = await this.run();
+    if (this.stopped) return;
+    if (ok) {
+      this.failures = 0;
+      this.arm(this.intervalMs);
+    } else {
+      this.failures++;
+      this.arm(Math.min(1000 * 2 ** (this.failures - 1), MAX_RETRY_BACKOFF_MS, this.intervalMs));
+    }
+  }
+}

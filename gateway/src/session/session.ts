@@ -1,0 +1,277 @@
+// One session per socket (SPEC §5): the subject, the cached workspace identity, its refresh timer,
+// and authorization of frames against them (SPEC §6). The session knows nothing of sockets or JSON:
+// the connection (rpc/connection.ts) owns the socket and is told to close through onRevoke.
+import type { RefreshOutcome } from '@agentgate/shared';
+import { mayUpdate, objectFromIdentity, type Subject } from '../authz/authorize.js';
+import type { AgentMetrics } from '../ops/agent-metrics.js';
+import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../ops/log.js';
+import type { GatewayMetrics } from '../ops/metrics.js';
+import { isPrebuildOwner } from '../store/pg-store.js';
+import type { AgentWorkspaceRow, Store, WorkspaceRow } from '../store/store.js';
+import { IdentityCache, type WorkspaceIdentity } from './identity-cache.js';
+import type { RefreshBatcher } from './refresh-batcher.js';
+import { RefreshScheduler } from './refresh-scheduler.js';
+import type { SessionRegistry } from './registry.js';
+
+export interface AgentConnectionEvent {
+  connectedAt: string | null;
+  disconnectedAt: string | null;
+}
+
+export interface SessionDeps {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  metrics: GatewayMetrics;
+  agentMetrics: AgentMetrics;
+  refreshBatcher: RefreshBatcher;
+  registry: SessionRegistry<Session>;
+  /** Group-committed connection timestamps (first/last_connected_at, disconnected_at). */
+  recordConnection(agentId: string, event: AgentConnectionEvent): void;
+  cacheEnabled: boolean;
+  refreshIntervalMs: number;
+  random?: () => number;
+}
+
+/** Why a session lost its right to the workspace (close 4501). */
+export type RevokeReason =
+  | 'agent_gone'
+  | 'agent_deleted'
+  | 'token_changed'
+  | 'workspace_gone'
+  | 'workspace_deleted'
+  | 'workspace_dormant';
+
+let nextSessionId = 1;
+
+function identityOf(ws: WorkspaceRow): WorkspaceIdentity {
+  return {
+    id: ws.id,
+    ownerId: ws.ownerId,
+    organizationId: ws.organizationId,
+    templateId: ws.templateId,
+    name: ws.name,
+    ownerUsername: ws.ownerUsername,
+    templateName: ws.templateName,
+    autostartSchedule: ws.autostartSchedule,
+  };
+}
+
+export class Session {
+  readonly id = nextSessionId++;
+  readonly connectedAt: number;
+  subject: Subject;
+  readonly identity = new IdentityCache();
+  /** The identity last loaded (cached or not): labels and autostart schedule for every frame. */
+  current: WorkspaceIdentity;
+  lastRefreshAt: number | undefined;
+  lastRefreshOutcome: RefreshOutcome = 'none';
+  closed = false;
+  revoked: RevokeReason | undefined;
+  /** Set by the connection: closes the socket with 4501. */
+  onRevoke: ((reason: RevokeReason) => void) | undefined;
+  private scheduler: RefreshScheduler | undefined;
+  private slowPath: Promise<WorkspaceIdentity | null> | undefined;
+
+  constructor(
+    private readonly deps: SessionDeps,
+    row: AgentWorkspaceRow,
+    /** The token this session authenticated with; a changed token revokes the session. */
+    private readonly token: string,
+  ) {
+    this.connectedAt = deps.clock.now();
+    const ws = row.workspace;
+    this.subject = {
+      agentId: row.agentId,
+      agentName: row.agentName,
+      workspaceId: ws.id,
+      ownerId: ws.ownerId,
+      organizationId: ws.organizationId,
+      templateId: ws.templateId,
+    };
+    this.current = identityOf(ws);
+    // Connect: the identity comes from the row of the token check, with no second query.
+    if (deps.cacheEnabled && !isPrebuildOwner(ws.ownerId)) this.identity.update(this.current);
+  }
+
+  get prebuild(): boolean {
+    return isPrebuildOwner(this.subject.ownerId);
+  }
+
+  /** Registers the session, records the connection, and arms the refresh timer. */
+  start(): void {
+    const { deps } = this;
+    deps.registry.add(this);
+    deps.recordConnection(this.subject.agentId, {
+      connectedAt: new Date(this.connectedAt).toISOString(),
+      disconnectedAt: null,
+    });
+    if (deps.cacheEnabled) {
+      this.scheduler = new RefreshScheduler(deps.clock, deps.refreshIntervalMs, () => this.refresh(), deps.random);
+      this.scheduler.start();
+    }
+  }
+
+  /**
+   * SPEC §6. Fast path: the cached identity passes the rule with no database read (returns
+   * synchronously). Otherwise the slow path loads the workspace by agent id. Resolves to the
+   * identity the frame is labelled with, or null when denied (then `revoked` says if terminal).
+   */
+  authorize(): WorkspaceIdentity | null | Promise<WorkspaceIdentity | null> {
+    const { deps } = this;
+    if (deps.cacheEnabled) {
+      const id = this.identity.get();
+      if (id !== undefined && mayUpdate(this.subject, objectFromIdentity(id))) {
+        deps.metrics.cacheHit.inc();
+        return id;
+      }
+    }
+    deps.metrics.cacheMiss.inc();
+    if (this.closed) return null;
+    // Concurrent misses of one session share a lookup, except with the cache off, where every
+    // frame takes the slow path by definition.
+    if (deps.cacheEnabled && this.slowPath) return this.slowPath;
+    const p = this.loadSlowPath();
+    if (deps.cacheEnabled) {
+      this.slowPath = p;
+      const clear = () => {
+        if (this.slowPath === p) this.slowPath = undefined;
+      };
+      p.then(clear, clear);
+    }
+    return p;
+  }
+
+  private async loadSlowPath(): Promise<WorkspaceIdentity | null> {
+    const { deps } = this;
+    deps.metrics.lookup('fallback');
+    const row = await deps.store.workspaceByAgentId(this.subject.agentId);
+    if (this.closed) return null;
+    const reason = this.revocationOf(row && { deleted: row.agentDeleted, authToken: row.authToken }, row?.workspace);
+    if (reason) {
+      this.revoke(reason);
+      return null;
+    }
+    const ws = row!.workspace;
+    this.apply(ws);
+    const identity = identityOf(ws);
+    return mayUpdate(this.subject, objectFromIdentity(identity)) ? identity : null;
+  }
+
+  /** One timer refresh (SPEC §5). Resolves false on a database error so the scheduler backs off. */
+  async refresh(): Promise<boolean> {
+    const { deps } = this;
+    if (this.closed) return true;
+    let row: Awaited<ReturnType<RefreshBatcher['load']>>;
+    try {
+      row = await deps.refreshBatcher.load(this.subject.agentId, this.subject.workspaceId);
+    } catch (err) {
+      if (this.closed) return true;
+      this.identity.clear();
+      this.lastRefreshAt = deps.clock.now();
+      this.lastRefreshOutcome = 'error';
+      deps.metrics.refreshOutcomes.labels('error').inc();
+      deps.log.warn(
+        { agentId: this.subject.agentId, workspaceId: this.subject.workspaceId, err: (err as Error).message },
+        'workspace refresh failed; identity cleared',
+      );
+      return false;
+    }
+    if (this.closed) return true;
+    this.lastRefreshAt = deps.clock.now();
+    const reason = this.revocationOf(row?.agent, row?.workspace);
+    if (reason) {
+      deps.metrics.refreshOutcomes.labels('revoked').inc();
+      this.revoke(reason);
+      return true;
+    }
+    const outcome = this.apply(row!.workspace!);
+    this.lastRefreshOutcome = outcome;
+    deps.metrics.refreshOutcomes.labels(outcome).inc();
+    return true;
+  }
+
+  private revocationOf(
+    agent: { deleted: boolean; authToken: string } | undefined,
+    ws: WorkspaceRow | undefined,
+  ): RevokeReason | undefined {
+    if (!agent) return 'agent_gone';
+    if (agent.deleted) return 'agent_deleted';
+    if (agent.authToken !== this.token) return 'token_changed';
+    if (!ws) return 'workspace_gone';
+    if (ws.deleted) return 'workspace_deleted';
+    if (ws.dormant) return 'workspace_dormant';
+    return undefined;
+  }
+
+  /** Applies a loaded workspace to the subject and (unless a prebuild or the cache is off) the identity. */
+  private apply(ws: WorkspaceRow): 'changed' | 'unchanged' | 'prebuild' {
+    const { deps } = this;
+    const next = identityOf(ws);
+    const s = this.subject;
+    const subjectChanged =
+      s.workspaceId !== ws.id ||
+      s.ownerId !== ws.ownerId ||
+      s.organizationId !== ws.organizationId ||
+      s.templateId !== ws.templateId;
+    const labelsChanged =
+      this.current.name !== next.name ||
+      this.current.ownerUsername !== next.ownerUsername ||
+      this.current.templateName !== next.templateName;
+    this.current = next;
+    if (subjectChanged) {
+      this.subject = {
+        ...s,
+        workspaceId: ws.id,
+        ownerId: ws.ownerId,
+        organizationId: ws.organizationId,
+        templateId: ws.templateId,
+      };
+      deps.registry.reindex(this);
+    }
+    if (labelsChanged || subjectChanged) deps.agentMetrics.forget(s.agentId);
+    if (isPrebuildOwner(ws.ownerId)) {
+      this.identity.clear();
+      return 'prebuild';
+    }
+    if (!deps.cacheEnabled) return subjectChanged || labelsChanged ? 'changed' : 'unchanged';
+    const changed = this.identity.update(next);
+    if (changed) {
+      deps.log.debug({ agentId: s.agentId, workspaceId: ws.id }, 'workspace identity changed');
+      return 'changed';
+    }
+    return 'unchanged';
+  }
+
+  private revoke(reason: RevokeReason): void {
+    if (this.revoked) return;
+    this.revoked = reason;
+    this.deps.log.info({ agentId: this.subject.agentId, reason }, 'session no longer authorized');
+    this.onRevoke?.(reason);
+  }
+
+  /** SPEC §5 close: stop the timer, clear the identity, record disconnected_at, leave every index. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.scheduler?.stop();
+    this.scheduler = undefined;
+    this.identity.clear();
+    const { deps } = this;
+    deps.registry.delete(this);
+    deps.recordConnection(this.subject.agentId, {
+      connectedAt: null,
+      disconnectedAt: new Date(deps.clock.now()).toISOString(),
+    });
+  }
+
+  /** Refresh within `maxDelayMs` (LISTEN/NOTIFY hooks and reconnects use this). */
+  refreshSoon(maxDelayMs: number): void {
+    this.scheduler?.soon(maxDelayMs);
+  }
+
+  get refreshArmed(): boolean {
+    return this.scheduler?.active === true;
+  }
+}

@@ -1,0 +1,193 @@
+// Group commit (SPEC §7): frames from all sessions are written in batches, at most one batch in
+// flight per writer; a frame waits only for the batch that holds it and is answered after commit.
+// A lone frame is flushed on the next turn of the event loop, not after a timer. When the database
+// fails, the batch is retried (ids make retries idempotent) and waiting frames are answered -32002
+// before their answer deadline. A batch the database rejects for its data is split up so that only
+// the offending frame fails.
+import { randomUUID } from 'node:crypto';
+import type { Clock, TimerHandle } from '../ops/clock.js';
+import type { Logger } from '../ops/log.js';
+import { isRetryable, type WriteBuffer } from './write-buffer.js';
+
+/** A statement that has not answered in this long is treated as a lost connection and retried. */
+const WRITE_TIMEOUT_MS = 15_000;
+
+export type WriteOutcome = 'ok' | 'unavailable' | 'internal';
+export type WriteDone = (outcome: WriteOutcome, correlationId?: string) => void;
+
+interface Entry<T> {
+  item: T;
+  done: WriteDone;
+  at: number;
+}
+
+export interface BatchWriterHooks {
+  /** The database answered a statement. */
+  onSuccess(): void;
+  /** The database failed in a retryable way. */
+  onFailure(err: unknown): void;
+  /** Observes the size of each committed batch. */
+  onBatch?(size: number): void;
+}
+
+export interface BatchWriterOptions<T> {
+  name: string;
+  maxBatch: number;
+  write: (items: T[]) => Promise<void>;
+  buffer: WriteBuffer;
+  clock: Clock;
+  log: Logger;
+  hooks: BatchWriterHooks;
+  /** A waiting frame is answered -32002 after this long (SPEC §7: within 30 s). */
+  answerDeadlineMs?: number;
+}
+
+export class BatchWriter<T> {
+  private queue: Entry<T>[] = [];
+  private inFlight = false;
+  private scheduled = false;
+  private retryTimer: TimerHandle | undefined;
+  private failures = 0;
+  private idleWaiters: (() => void)[] = [];
+  private readonly deadlineMs: number;
+
+  constructor(private readonly opts: BatchWriterOptions<T>) {
+    this.deadlineMs = opts.answerDeadlineMs ?? 25_000;
+  }
+
+  /** Queues `item`; `done` is called once, after commit or with the reason it was not written. */
+  submit(item: T, done: WriteDone): void {
+    if (!this.opts.buffer.tryTake()) {
+      done('unavailable');
+      return;
+    }
+    this.queue.push({ item, done, at: this.opts.clock.now() });
+    this.kick();
+  }
+
+  /** Entries waiting or in flight. */
+  get pending(): number {
+    return this.queue.length + (this.inFlight ? 1 : 0);
+  }
+
+  /** Resolves when nothing is queued or in flight. */
+  idle(): Promise<void> {
+    if (this.queue.length === 0 && !this.inFlight) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private kick(): void {
+    if (this.inFlight || this.scheduled || this.retryTimer !== undefined) return;
+    this.scheduled = true;
+    // Frames that arrive in the same turn of the event loop share the batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.inFlight || this.queue.length === 0) {
+      this.notifyIdle();
+      return;
+    }
+    const batch = this.queue.splice(0, this.opts.maxBatch);
+    this.inFlight = true;
+    try {
+      await withTimeout(this.opts.write(batch.map((e) => e.item)), this.opts.clock, WRITE_TIMEOUT_MS);
+      this.failures = 0;
+      this.opts.hooks.onSuccess();
+      this.opts.hooks.onBatch?.(batch.length);
+      this.settle(batch, 'ok');
+    } catch (err) {
+      if (isRetryable(err)) {
+        this.opts.hooks.onFailure(err);
+        this.queue.unshift(...batch);
+        this.failures++;
+        this.inFlight = false;
+        this.expireOld();
+        this.scheduleRetry();
+        return;
+      }
+      this.opts.hooks.onSuccess();
+      await this.isolate(batch, err);
+    }
+    this.inFlight = false;
+    if (this.queue.length > 0) void this.flush();
+    else this.notifyIdle();
+  }
+
+  /** A batch the database rejected for its content: write the frames one by one. */
+  private async isolate(batch: Entry<T>[], firstErr: unknown): Promise<void> {
+    if (batch.length === 1) {
+      const id = randomUUID().slice(0, 8);
+      this.opts.log.error({ err: firstErr, correlationId: id, writer: this.opts.name }, 'database rejected a frame');
+      this.settle(batch, 'internal', id);
+      return;
+    }
+    for (const entry of batch) {
+      try {
+        await this.opts.write([entry.item]);
+        this.settle([entry], 'ok');
+      } catch (err) {
+        const id = randomUUID().slice(0, 8);
+        if (isRetryable(err)) {
+          // The database went away mid-isolation: answer unavailable; nothing of this frame was written.
+          this.opts.hooks.onFailure(err);
+          this.settle([entry], 'unavailable');
+        } else {
+          this.opts.log.error({ err, correlationId: id, writer: this.opts.name }, 'database rejected a frame');
+          this.settle([entry], 'internal', id);
+        }
+      }
+    }
+  }
+
+  private settle(entries: Entry<T>[], outcome: WriteOutcome, correlationId?: string): void {
+    this.opts.buffer.release(entries.length);
+    for (const e of entries) e.done(outcome, correlationId);
+  }
+
+  private scheduleRetry(): void {
+    const delay = Math.min(2000, 50 * 2 ** Math.min(this.failures, 6));
+    this.retryTimer = this.opts.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      this.expireOld();
+      void this.flush();
+    }, delay);
+  }
+
+  /** Answers -32002 to frames that waited too long; they were never part of a committed batch. */
+  private expireOld(): void {
+    const limit = this.opts.clock.now() - this.deadlineMs;
+    let n = 0;
+    while (n < this.queue.length && this.queue[n]!.at < limit) n++;
+    if (n > 0) this.settle(this.queue.splice(0, n), 'unavailable');
+  }
+
+  private notifyIdle(): void {
+    if (this.queue.length > 0 || this.inFlight) return;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const r of w) r();
+  }
+}
+
+/** Rejects with a retryable error when `p` has not settled within `ms`. */
+export function withTimeout<R>(p: Promise<R>, clock: Clock, ms: number): Promise<R> {
+  return new Promise<R>((resolve, reject) => {
+    const t = clock.setTimeout(() => {
+      reject(Object.assign(new Error(`statement did not answer in ${ms} ms`), { code: 'ETIMEDOUT' }));
+    }, ms);
+    p.then(
+      (v) => {
+        clock.clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clock.clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}

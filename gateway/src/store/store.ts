@@ -1,0 +1,88 @@
+// The gateway's only view of the database. PgStore (pg-store.ts) implements it with SQL; unit
+// tests swap in a fake that counts calls. Every method is one statement.
+import type { WorkspaceIdentity } from '../session/identity-cache.js';
+
+/** A workspace as loaded (expanded), with what decides whether an agent may still use it. */
+export interface WorkspaceRow extends WorkspaceIdentity {
+  deleted: boolean;
+  dormant: boolean;
+}
+
+/** Agent + workspace + build, loaded at the token check and by the slow path (SPEC §3, §6). */
+export interface AgentWorkspaceRow {
+  agentId: string;
+  agentName: string;
+  agentDeleted: boolean;
+  authToken: string;
+  workspace: WorkspaceRow;
+  buildNumber: number;
+  latestBuildNumber: number;
+}
+
+/** One session's refresh read (SPEC §5): the workspace by id and the agent's state. */
+export interface RefreshRow {
+  agentId: string;
+  workspaceId: string;
+  /** undefined when the agent row is gone. */
+  agent: { deleted: boolean; authToken: string } | undefined;
+  /** undefined when the workspace row is gone. */
+  workspace: WorkspaceRow | undefined;
+}
+
+export interface StatsRow {
+  id: string;
+  createdAt: string;
+  userId: string;
+  agentId: string;
+  workspaceId: string;
+  templateId: string;
+  /** JSON text of `{proto: number}`. */
+  connectionsByProto: string;
+  connectionCount: number;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  connectionMedianLatencyMs: number;
+  sessionCountVscode: number;
+  sessionCountJetbrains: number;
+  sessionCountReconnectingPty: number;
+  sessionCountSsh: number;
+}
+
+export interface MetadataRow {
+  agentId: string;
+  key: string;
+  value: string;
+  error: string;
+}
+
+export interface ActivityRow {
+  workspaceId: string;
+  ownerId: string;
+  /** RFC 3339 next autostart, when the cached schedule has one. */
+  nextAutostart: string | null;
+  /** Prebuilds are not bumped (SPEC §4). */
+  bump: boolean;
+}
+
+export interface AgentConnectionRow {
+  agentId: string;
+  /** RFC 3339; sets last_connected_at (and first_connected_at if null), clears disconnected_at. */
+  connectedAt: string | null;
+  /** RFC 3339; sets disconnected_at. */
+  disconnectedAt: string | null;
+}
+
+export interface Store {
+  agentByToken(token: string): Promise<AgentWorkspaceRow | undefined>;
+  workspaceByAgentId(agentId: string): Promise<AgentWorkspaceRow | undefined>;
+  refreshIdentities(pairs: { agentId: string; workspaceId: string }[]): Promise<RefreshRow[]>;
+  insertStatsBatch(rows: StatsRow[]): Promise<void>;
+  /** Updates declared keys and notifies per agent in the same statement; returns the keys written. */
+  updateMetadataBatch(rows: MetadataRow[], collectedAt: string): Promise<Map<string, string[]>>;
+  bumpAndNotifyActivity(rows: ActivityRow[]): Promise<void>;
+  markWorkspacesUsed(workspaceIds: string[], at: string): Promise<void>;
+  updateAgentConnections(rows: AgentConnectionRow[]): Promise<void>;
+  ping(): Promise<void>;
+}
