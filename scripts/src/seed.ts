@@ -1,0 +1,237 @@
+// `npx agentgate seed` (SPEC §9): creates orgs, users, templates, workspaces, completed provisioner
+// jobs, one `start` build per workspace, resources, agents and their declared metadata keys, in
+// batched `unnest` statements, and writes the agents' tokens for the load test.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseFlags } from '@agentgate/gateway/config';
+import { resolveDatabase } from '@agentgate/gateway/ops/embedded-postgres';
+import { connect, type Sql } from '@agentgate/gateway/store/db';
+import { migrate } from '@agentgate/gateway/store/migrate';
+import { PREBUILDS_USER_ID } from '@agentgate/gateway/store/migrations';
+
+export interface SeededAgent {
+  agentId: string;
+  workspaceId: string;
+  token: string;
+}
+
+export interface SeedOptions {
+  agents: number;
+  metadataKeys?: number;
+  /** Share of workspaces (0..1) owned by the prebuilds user: unclaimed prebuilds. */
+  prebuildFraction?: number;
+  /** Called after each batch with the agents written so far (all commit together at the end). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+const ORGS = 3;
+const TEMPLATES_PER_ORG = 2;
+const WORKSPACES_PER_USER = 10;
+/** Upper bound of rows per statement (metadata rows grow with K). */
+const ROWS_PER_STATEMENT = 20_000;
+const MAX_WORKSPACES_PER_BATCH = 2_500;
+const HOUR_NS = 3_600_000_000_000;
+
+/** An error the user fixes by changing the command line: one line, exit 2 (see cli.ts). */
+class SeedUsageError extends Error {
+  readonly userError = true;
+  override name = 'SeedUsageError';
+}
+
+/**
+ * Inserts `agents` workspaces, each with one agent and `metadataKeys` declared metadata keys
+ * (`m0`..`m{K-1}`), in one transaction. Names carry a random suffix so that seeding the same
+ * database again never collides.
+ */
+export async function seed(sql: Sql, opts: SeedOptions): Promise<SeededAgent[]> {
+  const n = opts.agents;
+  const k = opts.metadataKeys ?? 0;
+  const fraction = opts.prebuildFraction ?? 0;
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`agents must be a positive integer, got ${n}`);
+  if (!Number.isSafeInteger(k) || k < 0) throw new RangeError(`metadataKeys must be an integer >= 0, got ${k}`);
+  if (!(fraction >= 0 && fraction <= 1)) throw new RangeError(`prebuildFraction must be in 0..1, got ${fraction}`);
+
+  const run = randomBytes(4).toString('hex');
+  const prebuilds = Math.round(fraction * n);
+  const owned = n - prebuilds;
+
+  const orgIds = Array.from({ length: Math.min(ORGS, n) }, () => randomUUID());
+  const templates = orgIds.flatMap((orgId) =>
+    Array.from({ length: TEMPLATES_PER_ORG }, () => ({ id: randomUUID(), orgId })),
+  );
+  const userIds = Array.from({ length: Math.ceil(owned / WORKSPACES_PER_USER) }, () => randomUUID());
+
+  const perBatch = Math.max(1, Math.min(MAX_WORKSPACES_PER_BATCH, Math.floor(ROWS_PER_STATEMENT / Math.max(1, k))));
+  const out: SeededAgent[] = [];
+
+  await sql.begin(async (tx) => {
+    await tx`
+      insert into organizations (id, name)
+      select * from unnest(${orgIds}::uuid[], ${orgIds.map((_, i) => `org-${run}-${i}`)}::text[])`;
+    await tx`
+      insert into templates (id, organization_id, name, default_ttl)
+      select id, org, name, ${8 * HOUR_NS}::bigint
+      from unnest(
+        ${templates.map((t) => t.id)}::uuid[],
+        ${templates.map((t) => t.orgId)}::uuid[],
+        ${templates.map((_, i) => `template-${run}-${i}`)}::text[]
+      ) as t(id, org, name)`;
+    for (let i = 0; i < userIds.length; i += ROWS_PER_STATEMENT) {
+      const ids = userIds.slice(i, i + ROWS_PER_STATEMENT);
+      await tx`
+        insert into users (id, username)
+        select * from unnest(${ids}::uuid[], ${ids.map((_, j) => `user-${run}-${i + j}`)}::text[])`;
+    }
+
+    let ownedSoFar = 0;
+    for (let start = 0; start < n; start += perBatch) {
+      const size = Math.min(perBatch, n - start);
+      const ws = {
+        id: [] as string[],
+        owner: [] as string[],
+        org: [] as string[],
+        template: [] as string[],
+        name: [] as string[],
+      };
+      const job: string[] = [];
+      const build: string[] = [];
+      const resource: string[] = [];
+      const agent: string[] = [];
+      const token: string[] = [];
+      for (let i = start; i < start + size; i++) {
+        // Spread prebuilds evenly over the workspaces instead of putting them all first.
+        const isPrebuild = Math.floor(((i + 1) * prebuilds) / n) > Math.floor((i * prebuilds) / n);
+        const tpl = templates[i % templates.length]!;
+        ws.id.push(randomUUID());
+        ws.owner.push(isPrebuild ? PREBUILDS_USER_ID : userIds[Math.floor(ownedSoFar++ / WORKSPACES_PER_USER)]!);
+        ws.org.push(tpl.orgId);
+        ws.template.push(tpl.id);
+        ws.name.push(`${isPrebuild ? 'prebuild' : 'ws'}-${run}-${i}`);
+        job.push(randomUUID());
+        build.push(randomUUID());
+        resource.push(randomUUID());
+        agent.push(randomUUID());
+        token.push(randomUUID());
+      }
+      await tx`
+        insert into provisioner_jobs (id, completed_at)
+        select id, now() from unnest(${job}::uuid[]) as j(id)`;
+      await tx`
+        insert into workspaces (id, owner_id, organization_id, template_id, name, ttl)
+        select id, owner, org, template, name, ${8 * HOUR_NS}::bigint
+        from unnest(${ws.id}::uuid[], ${ws.owner}::uuid[], ${ws.org}::uuid[], ${ws.template}::uuid[], ${ws.name}::text[])
+          as w(id, owner, org, template, name)`;
+      await tx`
+        insert into workspace_builds (id, workspace_id, build_number, transition, job_id, deadline)
+        select id, workspace, 1, 'start', job, now() + interval '8 hours'
+        from unnest(${build}::uuid[], ${ws.id}::uuid[], ${job}::uuid[]) as b(id, workspace, job)`;
+      await tx`
+        insert into workspace_resources (id, job_id, name, type)
+        select id, job, 'dev', 'docker_container' from unnest(${resource}::uuid[], ${job}::uuid[]) as r(id, job)`;
+      await tx`
+        insert into workspace_agents (id, resource_id, name, auth_token)
+        select id, resource, 'main', token
+        from unnest(${agent}::uuid[], ${resource}::uuid[], ${token}::uuid[]) as a(id, resource, token)`;
+      if (k > 0) {
+        await tx`
+          insert into workspace_agent_metadata (workspace_agent_id, key, display_name, script, timeout, "interval")
+          select a.id, 'm' || g.i, 'Metric ' || g.i, 'echo ' || g.i, 5, 10
+          from unnest(${agent}::uuid[]) as a(id) cross join generate_series(0, ${k - 1}::int) as g(i)`;
+      }
+      for (let i = 0; i < size; i++) out.push({ agentId: agent[i]!, workspaceId: ws.id[i]!, token: token[i]! });
+      opts.onProgress?.(out.length, n);
+    }
+  });
+  return out;
+}
+
+interface SeedArgs {
+  agents: number;
+  metadataKeys: number;
+  prebuildFraction: number;
+  out: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+}
+
+function parseArgs(argv: string[], env: NodeJS.ProcessEnv): SeedArgs {
+  const flags = parseFlags(argv, [
+    '--agents',
+    '--metadata-keys',
+    '--prebuild-fraction',
+    '--database-url',
+    '--data-dir',
+    '--out',
+  ]);
+  const agentsRaw = flags.get('--agents');
+  if (agentsRaw === undefined) throw new SeedUsageError('missing --agents N (a positive integer)');
+  const agents = /^\d+$/.test(agentsRaw) ? Number(agentsRaw) : Number.NaN;
+  if (!Number.isSafeInteger(agents) || agents < 1) {
+    throw new SeedUsageError('invalid --agents: expected a positive integer');
+  }
+  const keysRaw = flags.get('--metadata-keys') ?? '0';
+  const metadataKeys = /^\d+$/.test(keysRaw) ? Number(keysRaw) : Number.NaN;
+  if (!Number.isSafeInteger(metadataKeys)) {
+    throw new SeedUsageError('invalid --metadata-keys: expected an integer of at least 0');
+  }
+  const fractionRaw = flags.get('--prebuild-fraction') ?? '0';
+  const prebuildFraction = /^(\d+(\.\d*)?|\.\d+)$/.test(fractionRaw) ? Number(fractionRaw) : Number.NaN;
+  if (!(prebuildFraction >= 0 && prebuildFraction <= 1)) {
+    throw new SeedUsageError('invalid --prebuild-fraction: expected a number from 0 to 1');
+  }
+  const out = flags.get('--out');
+  if (!out) throw new SeedUsageError('missing --out FILE (where the tokens are written)');
+  const dir = path.dirname(path.resolve(out));
+  let dirOk = false;
+  try {
+    dirOk = statSync(dir).isDirectory();
+  } catch {
+    dirOk = false;
+  }
+  if (!dirOk) throw new SeedUsageError(`invalid --out: directory ${dir} does not exist`);
+  const databaseUrl = flags.get('--database-url') ?? (env['DATABASE_URL'] || undefined);
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\/./.test(databaseUrl)) {
+    // Never echo the URL: it may hold a password.
+    const name = flags.has('--database-url') ? '--database-url' : 'DATABASE_URL';
+    throw new SeedUsageError(`invalid ${name}: expected a postgres:// URL`);
+  }
+  const dataDir = flags.get('--data-dir') ?? (env['AGENTGATE_DATA_DIR'] || '.agentgate');
+  return { agents, metadataKeys, prebuildFraction, out, databaseUrl, dataDir };
+}
+
+/** `agentgate seed ...`; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, process.env);
+  const db = await resolveDatabase({ databaseUrl: args.databaseUrl, dataDir: path.join(args.dataDir, 'pgdata') });
+  const sql = connect(db.url, { max: 1, applicationName: 'agentgate-seed' });
+  try {
+    await migrate(sql);
+    const started = performance.now();
+    let reported = 0;
+    const agents = await seed(sql, {
+      agents: args.agents,
+      metadataKeys: args.metadataKeys,
+      prebuildFraction: args.prebuildFraction,
+      onProgress: (done, total) => {
+        if (done < total && Math.floor(done / 10_000) > reported) {
+          reported = Math.floor(done / 10_000);
+          const s = ((performance.now() - started) / 1000).toFixed(1);
+          process.stderr.write(`seed: ${done}/${total} agents (${s}s)\n`);
+        }
+      },
+    });
+    const seconds = ((performance.now() - started) / 1000).toFixed(2);
+    // One entry per line: valid JSON that a human can still read and diff.
+    writeFileSync(args.out, `[\n${agents.map((a) => JSON.stringify(a)).join(',\n')}\n]\n`);
+    const prebuilds = Math.round(args.prebuildFraction * args.agents);
+    console.log(
+      `seeded ${agents.length} agents in ${agents.length} workspaces (${prebuilds} prebuilds), ` +
+        `${agents.length * args.metadataKeys} metadata keys in ${seconds}s; tokens written to ${args.out}`,
+    );
+    return 0;
+  } finally {
+    await sql.end({ timeout: 5 });
+    await db.stop();
+  }
+}
