@@ -345,7 +345,9 @@ export class Gateway {
         const delay = conns.length > 1 ? (spreadMs * i) / conns.length : 0;
         await new Promise((r) => setTimeout(r, delay));
         await conn.quiesce(perConnMs - delay);
+        const closed = conn.closed();
         conn.close(CloseCode.GoingAway, 'server shutting down');
+        await closed;
       }),
     );
     const left = () => Math.max(0, timeoutMs - (Date.now() - started) - 500);

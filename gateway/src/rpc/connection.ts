@@ -1,6 +1,7 @@
 // The per-socket state machine (Centrifuge's client.go): frames in → JSON-RPC 2.0 envelope → rate
 // limit → handler → answer after commit. Backpressure: at most 64 unanswered frames per session,
 // beyond which the socket is not read; a client that does not read its answers is closed with 4008.
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
   CloseCode,
@@ -17,6 +18,7 @@ import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { FrameMethod, FrameOutcome, GatewayMetrics } from '../ops/metrics.js';
 import type { Session } from '../session/session.js';
+import { isRetryable } from '../store/write-buffer.js';
 import { TokenBucket } from './token-bucket.js';
 
 export interface ConnectionDeps {
@@ -66,6 +68,7 @@ export class AgentConnection {
   private backlog: string[] = [];
   private closing = false;
   private draining = false;
+  private corked = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -178,10 +181,8 @@ export class AgentConnection {
 
   /** A store error while authorizing means the database is unavailable; anything else is a bug. */
   private failed(err: unknown): HandlerOutcome {
-    const code = String((err as { code?: string })?.code ?? '');
-    if (code && !/^(22|23|42|XX)/.test(code)) {
+    if (isRetryable(err))
       return { error: { code: RpcError.Unavailable, message: RpcErrorMessage[RpcError.Unavailable] } };
-    }
     return this.internal(err);
   }
 
@@ -248,8 +249,26 @@ export class AgentConnection {
 
   private send(text: Answer, _t0: number, _method: FrameMethod): void {
     if (text === undefined || this.closing || this.ws.readyState !== 1) return;
+    // Answers of one committed batch settle together: cork the TCP socket so they leave in one write.
+    if (!this.corked) {
+      const raw = (this.ws as unknown as { _socket?: Socket })._socket;
+      if (raw) {
+        this.corked = true;
+        raw.cork();
+        process.nextTick(() => {
+          this.corked = false;
+          raw.uncork();
+        });
+      }
+    }
     this.ws.send(text);
     if (this.ws.bufferedAmount > SLOW_CONSUMER_BYTES) this.close(CloseCode.SlowConsumer);
+  }
+
+  /** Resolves once the socket has closed (the close handshake finished or the socket was cut). */
+  closed(): Promise<void> {
+    if (this.ws.readyState === 3) return Promise.resolve();
+    return new Promise((resolve) => this.ws.once('close', () => resolve()));
   }
 
   /** Closes the socket with `code` (the session closes on the socket's close event). */

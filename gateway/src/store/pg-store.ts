@@ -1,5 +1,6 @@
 // Every SQL statement the gateway runs (STYLE: SQL as SQL). Bulk writes pass arrays to `unnest`;
-// timestamps travel as RFC 3339 text (JS Date cannot hold year 0001, the schema's "unset").
+// timestamps travel as RFC 3339 text cast in SQL (`::text::timestamptz`): a parameter that PostgreSQL
+// types as timestamptz goes through JS Date in postgres.js, which reads year 0001 as 2001.
 import { PREBUILDS_OWNER_ID } from '@agentgate/shared';
 import type { Sql } from './db.js';
 import type {
@@ -13,7 +14,6 @@ import type {
   WorkspaceRow,
 } from './store.js';
 
-const ZERO_TIME = '0001-01-01 00:00:00+00';
 /** NOTIFY payloads must stay under 8000 bytes; split an agent's keys into chunks below this. */
 const NOTIFY_KEYS_CHUNK_BYTES = 6000;
 
@@ -187,7 +187,7 @@ export class PgStore implements Store {
         ) as i(agent_id, key, value, error, chunk)
       ), updated as (
         update workspace_agent_metadata m
-        set value = i.value, error = i.error, collected_at = ${collectedAt}::timestamptz
+        set value = i.value, error = i.error, collected_at = ${collectedAt}::text::timestamptz
         from input i
         where m.workspace_agent_id = i.agent_id and m.key = i.key
         returning m.workspace_agent_id as agent_id, m.key::text as key, i.chunk
@@ -234,10 +234,10 @@ export class PgStore implements Store {
         join provisioner_jobs j on j.id = l.job_id
         join workspaces w on w.id = l.workspace_id
         join templates t on t.id = w.template_id
-        where l.transition = 'start' and j.completed_at is not null and l.deadline <> ${ZERO_TIME}::timestamptz
+        where l.transition = 'start' and j.completed_at is not null and l.deadline <> '0001-01-01 00:00:00+00'::timestamptz
       ), target as (
         select id, deadline,
-               case when max_deadline <> ${ZERO_TIME}::timestamptz then least(now() + bump, max_deadline)
+               case when max_deadline <> '0001-01-01 00:00:00+00'::timestamptz then least(now() + bump, max_deadline)
                     else now() + bump end as new_deadline
         from calc
         where bump > interval '0' and deadline - bump * 0.95 < now()
@@ -257,8 +257,8 @@ export class PgStore implements Store {
 
   async markWorkspacesUsed(workspaceIds: string[], at: string): Promise<void> {
     await this.sql`
-      update workspaces set last_used_at = ${at}::timestamptz
-      where id = any(${workspaceIds}::uuid[]) and last_used_at < ${at}::timestamptz`;
+      update workspaces set last_used_at = ${at}::text::timestamptz
+      where id = any(${workspaceIds}::uuid[]) and last_used_at < ${at}::text::timestamptz`;
   }
 
   async updateAgentConnections(rows: AgentConnectionRow[]): Promise<void> {

@@ -19,10 +19,15 @@ export class WriteBuffer {
   }
 }
 
-/** Errors after which retrying the same statement can succeed (connection, timeout, resources). */
+/**
+ * Errors after which retrying the same statement can succeed. Only errors about the data itself
+ * (PostgreSQL classes 21 cardinality, 22 data exception, 23 integrity, 42 syntax/access, 44, 0A)
+ * are permanent; connection, timeout, resource, shutdown and "not accepting connections" errors
+ * are retried. An error without a code is a bug, not an outage.
+ */
 export function isRetryable(err: unknown): boolean {
-  const e = err as { code?: string; errno?: string };
-  const code = String(e?.code ?? '');
-  if (/^(08|53|57|58|40)/.test(code) && code.length === 5) return true;
-  return /^(ECONN|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|CONNECT_TIMEOUT|CONNECTION_)/.test(code);
+  const code = String((err as { code?: unknown })?.code ?? '');
+  if (code === '') return false;
+  if (/^[0-9A-Z]{5}$/.test(code)) return !/^(21|22|23|42|44|0A)/.test(code);
+  return true;
 }
