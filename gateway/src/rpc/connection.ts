@@ -146,7 +146,7 @@ export class AgentConnection {
       }
       return this.reject(method, id, RpcError.RateLimited);
     }
-    if (!rec || rec['jsonrpc'] !== '2.0' || methodName === undefined || !this.validId(rec)) {
+    if (rec?.['jsonrpc'] !== '2.0' || methodName === undefined || !this.validId(rec)) {
       return this.reject(method, id ?? 'null', RpcError.InvalidRequest);
     }
     if (!handler)
