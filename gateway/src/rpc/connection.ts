@@ -122,12 +122,19 @@ export class AgentConnection {
       }
       const answers = msg.map((el) => this.one(el, t0));
       if (answers.some((a) => a instanceof Promise)) {
-        this.track(Promise.all(answers).then((list) => this.sendBatch(list as Answer[], t0)));
+        this.track(
+          Promise.all(answers).then((list) => this.sendBatch(list as Answer[], t0)),
+          answers.length,
+        );
       } else this.sendBatch(answers as Answer[], t0);
       return;
     }
     const answer = this.one(msg, t0);
-    if (answer instanceof Promise) this.track(answer.then((a) => this.send(a, t0, 'unknown')));
+    if (answer instanceof Promise)
+      this.track(
+        answer.then((a) => this.send(a, t0, 'unknown')),
+        1,
+      );
     else this.send(answer, t0, 'unknown');
   }
 
@@ -219,11 +226,12 @@ export class AgentConnection {
     return this.bucket.take(this.deps.clock.now());
   }
 
-  private track(p: Promise<void>): void {
-    this.unanswered++;
-    if (this.unanswered === MAX_UNANSWERED_PER_SESSION) this.ws.pause();
+  /** Counts `n` frames as unanswered until `p` settles; at the limit the socket is not read. */
+  private track(p: Promise<void>, n: number): void {
+    this.unanswered += n;
+    if (this.unanswered >= MAX_UNANSWERED_PER_SESSION && !this.ws.isPaused) this.ws.pause();
     p.finally(() => {
-      this.unanswered--;
+      this.unanswered -= n;
       if (this.unanswered < MAX_UNANSWERED_PER_SESSION) this.drainBacklog();
     });
   }
