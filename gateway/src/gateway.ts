@@ -7,7 +7,7 @@ import { CloseCode, type DebugSession, formatProtoDuration } from '@agentgate/sh
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Config } from './config.js';
 import { nextAutostart } from './handlers/autostart.js';
-import { type MetadataWrite, metadataHandler } from './handlers/metadata.js';
+import { type MetadataWrite, metadataHandler, metadataRows } from './handlers/metadata.js';
 import { type StatsWrite, statsHandler } from './handlers/stats.js';
 import type { Handler } from './handlers/types.js';
 import type { Refusal } from './http/routes.js';
@@ -23,7 +23,7 @@ import { type AgentConnectionEvent, Session } from './session/session.js';
 import { ActivityWriter } from './store/activity-writer.js';
 import { BatchWriter } from './store/batch-writer.js';
 import { KeyedFlusher } from './store/keyed-flusher.js';
-import type { AgentWorkspaceRow, MetadataRow, Store } from './store/store.js';
+import type { AgentWorkspaceRow, Store } from './store/store.js';
 import { WriteBuffer } from './store/write-buffer.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -104,7 +104,11 @@ export class Gateway {
       clock,
       log,
       hooks: { ...hooks, onBatch: (n) => this.metrics.batch('workspace_agent_stats', n) },
-      write: (items) => store.insertStatsBatch(items.map((i) => i.row)),
+      write: (items, signal) =>
+        store.insertStatsBatch(
+          items.map((i) => i.row),
+          signal,
+        ),
     });
     this.metadata = new BatchWriter<MetadataWrite>({
       name: 'workspace_agent_metadata',
@@ -113,18 +117,8 @@ export class Gateway {
       clock,
       log,
       hooks: { ...hooks, onBatch: (n) => this.metrics.batch('workspace_agent_metadata', n) },
-      write: (items) => {
-        // The latest value of a key wins within a batch, as within a call.
-        const latest = new Map<string, MetadataRow>();
-        for (const w of items) {
-          for (const u of w.updates) {
-            const k = `${w.agentId}\u0000${u.key}`;
-            latest.delete(k);
-            latest.set(k, { agentId: w.agentId, key: u.key, value: u.value, error: u.error });
-          }
-        }
-        return store.updateMetadataBatch([...latest.values()], new Date(clock.now()).toISOString()).then(() => {});
-      },
+      write: (items, signal) =>
+        store.updateMetadataBatch(metadataRows(items), new Date(clock.now()).toISOString(), signal).then(() => {}),
     });
     this.connectionTimes = new KeyedFlusher<AgentConnectionEvent>({
       name: 'agent_connections',

@@ -34,16 +34,28 @@ async function openDatabase(config: Config, log: Logger): Promise<{ url: string;
   return { url: embedded.url, embedded };
 }
 
+/** Migrations run on their own connection, without the gateway's statement_timeout. */
+async function migrateWith(url: string) {
+  const m = connect(url, { max: 1, applicationName: 'agentgate-migrate' });
+  try {
+    return await migrate(m);
+  } finally {
+    await m.end({ timeout: 5 });
+  }
+}
+
 async function serve(config: Config, log: Logger): Promise<number> {
   const db = await openDatabase(config, log);
-  const sql = connect(db.url, { max: 10, applicationName: 'agentgate' });
+  // statement_timeout below the writers' attempt timeout: a slow database aborts the statement
+  // itself, so a retried batch never runs beside its first attempt.
+  const sql = connect(db.url, { max: 10, applicationName: 'agentgate', statementTimeoutMs: 8000 });
   const probe = connect(db.url, { max: 1, applicationName: 'agentgate-health', connectTimeoutS: 2 });
   const shutdownDb = async () => {
     await Promise.allSettled([sql.end({ timeout: 5 }), probe.end({ timeout: 1 })]);
     if (db.embedded) await db.embedded.stop();
   };
   try {
-    const m = await migrate(sql);
+    const m = await migrateWith(db.url);
     if (m.applied.length) log.info({ applied: m.applied }, 'migrations applied');
   } catch (err) {
     await shutdownDb();

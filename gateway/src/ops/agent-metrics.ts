@@ -6,6 +6,8 @@ import type { Metric } from '@agentgate/shared';
 const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const IDENTITY_LABELS = new Set(['agent_name', 'username', 'workspace_name', 'template_name']);
+/** Agent metric names whose exported name is one of the gateway's own series. */
+const RESERVED_NAMES = new Set(['metrics_dropped_total']);
 
 export interface AgentLabels {
   agentName: string;
@@ -56,16 +58,19 @@ export class AgentMetrics {
     }
     let dropped = 0;
     for (const m of metrics) {
-      if (!NAME_RE.test(m.name)) {
+      if (!NAME_RE.test(m.name) || RESERVED_NAMES.has(m.name)) {
         dropped++;
         continue;
       }
       let own = '';
-      if (m.labels) {
-        const kept = m.labels
-          .filter((l) => LABEL_RE.test(l.name) && !l.name.startsWith('__') && !IDENTITY_LABELS.has(l.name))
-          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-        for (const l of kept) own += `,${l.name}="${escapeLabel(l.value)}"`;
+      if (m.labels && m.labels.length > 0) {
+        // A repeated label name keeps its last value: a series must not carry a name twice.
+        const kept = new Map<string, string>();
+        for (const l of m.labels) {
+          if (LABEL_RE.test(l.name) && !l.name.startsWith('__') && !IDENTITY_LABELS.has(l.name))
+            kept.set(l.name, l.value);
+        }
+        for (const name of [...kept.keys()].sort()) own += `,${name}="${escapeLabel(kept.get(name)!)}"`;
       }
       const name = `agentgate_agent_${m.name}`;
       const key = name + own;

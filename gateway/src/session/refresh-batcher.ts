@@ -6,6 +6,8 @@ import type { RefreshRow, Store } from '../store/store.js';
 interface Waiter {
   agentId: string;
   workspaceId: string;
+  /** False once the session closed: a closed session never queries the database again. */
+  live: () => boolean;
   resolve: (row: RefreshRow | undefined) => void;
   reject: (err: unknown) => void;
 }
@@ -22,9 +24,9 @@ export class RefreshBatcher {
     private readonly maxBatch = 1000,
   ) {}
 
-  load(agentId: string, workspaceId: string): Promise<RefreshRow | undefined> {
+  load(agentId: string, workspaceId: string, live: () => boolean = () => true): Promise<RefreshRow | undefined> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ agentId, workspaceId, resolve, reject });
+      this.waiting.push({ agentId, workspaceId, live, resolve, reject });
       if (this.waiting.length >= this.maxBatch) void this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
@@ -35,7 +37,11 @@ export class RefreshBatcher {
 
   private async flush(): Promise<void> {
     this.scheduled = false;
-    const batch = this.waiting;
+    const batch: Waiter[] = [];
+    for (const w of this.waiting) {
+      if (w.live()) batch.push(w);
+      else w.resolve(undefined);
+    }
     this.waiting = [];
     if (batch.length === 0) return;
     this.onQuery();

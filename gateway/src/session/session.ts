@@ -120,6 +120,8 @@ export class Session {
    */
   authorize(): WorkspaceIdentity | null | Promise<WorkspaceIdentity | null> {
     const { deps } = this;
+    // Revoked (its socket is closing with 4501) or closed: nothing more is authorized.
+    if (this.revoked !== undefined || this.closed) return null;
     if (deps.cacheEnabled) {
       const id = this.identity.get();
       if (id !== undefined && mayUpdate(this.subject, objectFromIdentity(id))) {
@@ -128,7 +130,6 @@ export class Session {
       }
     }
     deps.metrics.cacheMiss.inc();
-    if (this.closed) return null;
     // Concurrent misses of one session share a lookup, except with the cache off, where every
     // frame takes the slow path by definition.
     if (deps.cacheEnabled && this.slowPath) return this.slowPath;
@@ -165,7 +166,7 @@ export class Session {
     if (this.closed) return true;
     let row: Awaited<ReturnType<RefreshBatcher['load']>>;
     try {
-      row = await deps.refreshBatcher.load(this.subject.agentId, this.subject.workspaceId);
+      row = await deps.refreshBatcher.load(this.subject.agentId, this.subject.workspaceId, () => !this.closed);
     } catch (err) {
       if (this.closed) return true;
       this.identity.clear();
@@ -247,6 +248,8 @@ export class Session {
   private revoke(reason: RevokeReason): void {
     if (this.revoked) return;
     this.revoked = reason;
+    this.identity.clear();
+    this.scheduler?.stop();
     this.deps.log.info({ agentId: this.subject.agentId, reason }, 'session no longer authorized');
     this.onRevoke?.(reason);
   }

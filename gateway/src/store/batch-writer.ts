@@ -9,8 +9,19 @@ import type { Clock, TimerHandle } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import { isRetryable, type WriteBuffer } from './write-buffer.js';
 
-/** A statement that has not answered in this long is treated as a lost connection and retried. */
-const WRITE_TIMEOUT_MS = 15_000;
+/**
+ * An attempt that has not answered in this long is cancelled on the server and retried. It is
+ * longer than the pool's statement_timeout, so a merely slow database has already aborted the
+ * statement itself; the cancel covers a server that stopped answering.
+ */
+export const ATTEMPT_TIMEOUT_MS = 10_000;
+/** After a cancel, how long to wait for the statement's fate before giving up on the connection. */
+const CANCEL_GRACE_MS = 2_000;
+/**
+ * A frame still waiting this long is answered -32002 instead of joining another attempt: with an
+ * attempt bounded by ATTEMPT_TIMEOUT_MS + CANCEL_GRACE_MS, every frame is answered within 30 s.
+ */
+export const DEFAULT_ANSWER_DEADLINE_MS = 17_000;
 
 export type WriteOutcome = 'ok' | 'unavailable' | 'internal';
 export type WriteDone = (outcome: WriteOutcome, correlationId?: string) => void;
@@ -33,12 +44,13 @@ export interface BatchWriterHooks {
 export interface BatchWriterOptions<T> {
   name: string;
   maxBatch: number;
-  write: (items: T[]) => Promise<void>;
+  /** Writes one batch; should stop (and roll back) when `signal` aborts. */
+  write: (items: T[], signal: AbortSignal) => Promise<void>;
   buffer: WriteBuffer;
   clock: Clock;
   log: Logger;
   hooks: BatchWriterHooks;
-  /** A waiting frame is answered -32002 after this long (SPEC §7: within 30 s). */
+  /** A frame still queued after this long is answered -32002 (SPEC §7: answered within 30 s). */
   answerDeadlineMs?: number;
 }
 
@@ -49,10 +61,11 @@ export class BatchWriter<T> {
   private retryTimer: TimerHandle | undefined;
   private failures = 0;
   private idleWaiters: (() => void)[] = [];
+  private sweeper: TimerHandle | undefined;
   private readonly deadlineMs: number;
 
   constructor(private readonly opts: BatchWriterOptions<T>) {
-    this.deadlineMs = opts.answerDeadlineMs ?? 25_000;
+    this.deadlineMs = opts.answerDeadlineMs ?? DEFAULT_ANSWER_DEADLINE_MS;
   }
 
   /** Queues `item`; `done` is called once, after commit or with the reason it was not written. */
@@ -63,6 +76,18 @@ export class BatchWriter<T> {
     }
     this.queue.push({ item, done, at: this.opts.clock.now() });
     this.kick();
+    if (this.inFlight || this.failures > 0) this.armSweeper();
+  }
+
+  /** While frames wait behind a slow or failing database, answer the ones past their deadline. */
+  private armSweeper(): void {
+    if (this.sweeper !== undefined) return;
+    this.sweeper = this.opts.clock.setTimeout(() => {
+      this.sweeper = undefined;
+      this.expireOld();
+      if (this.queue.length > 0 && (this.inFlight || this.failures > 0)) this.armSweeper();
+    }, 1000);
+    this.sweeper.unref?.();
   }
 
   /** Entries waiting or in flight. */
@@ -91,10 +116,16 @@ export class BatchWriter<T> {
       this.notifyIdle();
       return;
     }
+    this.expireOld();
+    if (this.queue.length === 0) {
+      this.notifyIdle();
+      return;
+    }
     const batch = this.queue.splice(0, this.opts.maxBatch);
     this.inFlight = true;
+    if (this.queue.length > 0) this.armSweeper();
     try {
-      await withTimeout(this.opts.write(batch.map((e) => e.item)), this.opts.clock, WRITE_TIMEOUT_MS);
+      await this.attempt(batch.map((e) => e.item));
       this.failures = 0;
       this.opts.hooks.onSuccess();
       this.opts.hooks.onBatch?.(batch.length);
@@ -117,6 +148,35 @@ export class BatchWriter<T> {
     else this.notifyIdle();
   }
 
+  /** One write, cancelled when it outlives ATTEMPT_TIMEOUT_MS. */
+  private attempt(items: T[]): Promise<void> {
+    const { clock } = this.opts;
+    const ac = new AbortController();
+    return new Promise<void>((resolve, reject) => {
+      let grace: TimerHandle | undefined;
+      const timer = clock.setTimeout(() => {
+        ac.abort();
+        // The cancel normally makes the statement fail at once; a server that cannot be reached
+        // may never answer, and then the attempt is abandoned (its outcome unknown).
+        grace = clock.setTimeout(() => {
+          reject(Object.assign(new Error(`write did not answer in ${ATTEMPT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }));
+        }, CANCEL_GRACE_MS);
+      }, ATTEMPT_TIMEOUT_MS);
+      this.opts.write(items, ac.signal).then(
+        () => {
+          clock.clearTimeout(timer);
+          clock.clearTimeout(grace);
+          resolve();
+        },
+        (err) => {
+          clock.clearTimeout(timer);
+          clock.clearTimeout(grace);
+          reject(err);
+        },
+      );
+    });
+  }
+
   /** A batch the database rejected for its content: write the frames one by one. */
   private async isolate(batch: Entry<T>[], firstErr: unknown): Promise<void> {
     if (batch.length === 1) {
@@ -127,7 +187,7 @@ export class BatchWriter<T> {
     }
     for (const entry of batch) {
       try {
-        await this.opts.write([entry.item]);
+        await this.attempt([entry.item]);
         this.settle([entry], 'ok');
       } catch (err) {
         const id = randomUUID().slice(0, 8);
@@ -171,23 +231,4 @@ export class BatchWriter<T> {
     this.idleWaiters = [];
     for (const r of w) r();
   }
-}
-
-/** Rejects with a retryable error when `p` has not settled within `ms`. */
-export function withTimeout<R>(p: Promise<R>, clock: Clock, ms: number): Promise<R> {
-  return new Promise<R>((resolve, reject) => {
-    const t = clock.setTimeout(() => {
-      reject(Object.assign(new Error(`statement did not answer in ${ms} ms`), { code: 'ETIMEDOUT' }));
-    }, ms);
-    p.then(
-      (v) => {
-        clock.clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clock.clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
 }

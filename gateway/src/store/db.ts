@@ -8,6 +8,8 @@ export interface DbOptions {
   /** Application name shown in pg_stat_activity. */
   applicationName?: string;
   connectTimeoutS?: number;
+  /** Server-side statement_timeout: a statement running longer is aborted by PostgreSQL. */
+  statementTimeoutMs?: number;
 }
 
 export function connect(url: string, opts: DbOptions = {}): Sql {
@@ -16,7 +18,10 @@ export function connect(url: string, opts: DbOptions = {}): Sql {
     connect_timeout: opts.connectTimeoutS ?? 3,
     idle_timeout: 0,
     onnotice: () => {},
-    connection: { application_name: opts.applicationName ?? 'agentgate' },
+    connection: {
+      application_name: opts.applicationName ?? 'agentgate',
+      ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}),
+    },
     // Keep bigint columns as JS numbers: every value the gateway stores is a safe integer.
     types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
     transform: { undefined: null },

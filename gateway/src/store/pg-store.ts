@@ -139,9 +139,11 @@ export class PgStore implements Store {
   }
 
   /** SPEC §4/§7: one statement per batch; ids are the gateway's, so a retried batch is idempotent. */
-  async insertStatsBatch(rows: StatsRow[]): Promise<void> {
+  async insertStatsBatch(rows: StatsRow[], signal?: AbortSignal): Promise<void> {
     const col = <K extends keyof StatsRow>(k: K) => rows.map((r) => r[k]);
-    await this.sql`
+    await cancellable(
+      signal,
+      this.sql`
       insert into workspace_agent_stats (
         id, created_at, user_id, agent_id, workspace_id, template_id, connections_by_proto, connection_count,
         rx_packets, rx_bytes, tx_packets, tx_bytes, connection_median_latency_ms,
@@ -157,14 +159,19 @@ export class PgStore implements Store {
         ${col('sessionCountVscode')}::bigint[], ${col('sessionCountJetbrains')}::bigint[],
         ${col('sessionCountReconnectingPty')}::bigint[], ${col('sessionCountSsh')}::bigint[]
       ) as u(id, created_at, user_id, agent_id, workspace_id, template_id, cbp, cc, rxp, rxb, txp, txb, lat, vs, jb, rpty, ssh)
-      on conflict (id) do nothing`;
+      on conflict (id) do nothing`,
+    );
   }
 
   /**
    * SPEC §4 BatchUpdateMetadata, for a whole batch in one statement: only declared keys are updated
    * (the join), then one NOTIFY per agent (per chunk of keys) lists the keys written.
    */
-  async updateMetadataBatch(rows: MetadataRow[], collectedAt: string): Promise<Map<string, string[]>> {
+  async updateMetadataBatch(
+    rows: MetadataRow[],
+    collectedAt: string,
+    signal?: AbortSignal,
+  ): Promise<Map<string, string[]>> {
     // Assign each row to a notification chunk so that no payload reaches the 8000-byte limit.
     const chunk: number[] = [];
     const budget = new Map<string, { chunk: number; bytes: number }>();
@@ -179,7 +186,9 @@ export class PgStore implements Store {
       budget.set(r.agentId, b);
       chunk.push(b.chunk);
     }
-    const written = await this.sql<{ agent_id: string; key: string }[]>`
+    const written = await cancellable(
+      signal,
+      this.sql<{ agent_id: string; key: string }[]>`
       with input as (
         select * from unnest(
           ${rows.map((r) => r.agentId)}::uuid[], ${rows.map((r) => r.key)}::text[],
@@ -196,7 +205,8 @@ export class PgStore implements Store {
                          json_build_object('collected_at', ${collectedAt}::text, 'keys', json_agg(key))::text)
         from updated group by agent_id, chunk
       )
-      select u.agent_id, u.key from updated u cross join (select count(*) from notified) n`;
+      select u.agent_id, u.key from updated u cross join (select count(*) from notified) n`,
+    );
     const out = new Map<string, string[]>();
     for (const w of written) {
       const list = out.get(w.agent_id);
@@ -278,6 +288,14 @@ export class PgStore implements Store {
   async ping(): Promise<void> {
     await this.sql`select 1`;
   }
+}
+
+/** Sends a cancel request for `query` to the server when `signal` aborts. */
+function cancellable<R>(signal: AbortSignal | undefined, query: Promise<R> & { cancel(): unknown }): Promise<R> {
+  if (!signal) return query;
+  if (signal.aborted) query.cancel();
+  else signal.addEventListener('abort', () => query.cancel(), { once: true });
+  return query;
 }
 
 export const isPrebuildOwner = (ownerId: string): boolean => ownerId === PREBUILDS_OWNER_ID;

@@ -78,9 +78,10 @@ export interface Store {
   agentByToken(token: string): Promise<AgentWorkspaceRow | undefined>;
   workspaceByAgentId(agentId: string): Promise<AgentWorkspaceRow | undefined>;
   refreshIdentities(pairs: { agentId: string; workspaceId: string }[]): Promise<RefreshRow[]>;
-  insertStatsBatch(rows: StatsRow[]): Promise<void>;
+  /** `signal` cancels the statement on the server (group commit gives up on a stalled attempt). */
+  insertStatsBatch(rows: StatsRow[], signal?: AbortSignal): Promise<void>;
   /** Updates declared keys and notifies per agent in the same statement; returns the keys written. */
-  updateMetadataBatch(rows: MetadataRow[], collectedAt: string): Promise<Map<string, string[]>>;
+  updateMetadataBatch(rows: MetadataRow[], collectedAt: string, signal?: AbortSignal): Promise<Map<string, string[]>>;
   bumpAndNotifyActivity(rows: ActivityRow[]): Promise<void>;
   markWorkspacesUsed(workspaceIds: string[], at: string): Promise<void>;
   updateAgentConnections(rows: AgentConnectionRow[]): Promise<void>;

@@ -1,0 +1,221 @@
+// SPEC §4 UpdateStats step 2: agent metrics on /metrics as `agentgate_agent_<name>` with the four
+// identity labels plus the metric's own; invalid names dropped and counted; reserved or invalid own
+// labels dropped (series kept); series expire after two report intervals; forget() on identity change.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Metric } from '@agentgate/shared';
+import { type AgentLabels, AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
+import { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
+
+const INTERVAL = 30_000;
+const AGENT = '7e6d5c4b-3a29-4817-8615-243342516071';
+const labels: AgentLabels = { agentName: 'main', username: 'alice', workspaceName: 'dev', templateName: 'docker' };
+const ID_LABELS = 'agent_name="main",username="alice",workspace_name="dev",template_name="docker"';
+
+function setup() {
+  let dropped = 0;
+  const m = new AgentMetrics(2 * INTERVAL, (n) => {
+    dropped += n;
+  });
+  return { m, dropped: () => dropped };
+}
+
+/** Sample lines (no comments) of a rendering. */
+const samples = (text: string) => text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+
+describe('AgentMetrics', () => {
+  test('exported as agentgate_agent_<name> with the identity labels, value as last reported', () => {
+    const { m } = setup();
+    m.update(AGENT, labels, [{ name: 'cpu_seconds', type: 'COUNTER', value: 1 }], 0);
+    m.update(AGENT, labels, [{ name: 'cpu_seconds', type: 'COUNTER', value: 7.5 }], 1000);
+    const text = m.render(1000);
+    assert.deepEqual(samples(text), [`agentgate_agent_cpu_seconds{${ID_LABELS}} 7.5`]);
+    assert.match(text, /^# TYPE agentgate_agent_cpu_seconds counter$/m);
+  });
+
+  test('metric types map to counter, gauge and untyped', () => {
+    const { m } = setup();
+    m.update(
+      AGENT,
+      labels,
+      [
+        { name: 'a', type: 'COUNTER', value: 1 },
+        { name: 'b', type: 'GAUGE', value: 2 },
+        { name: 'c', type: 'TYPE_UNSPECIFIED', value: 3 },
+      ],
+      0,
+    );
+    const text = m.render(0);
+    assert.match(text, /^# TYPE agentgate_agent_a counter$/m);
+    assert.match(text, /^# TYPE agentgate_agent_b gauge$/m);
+    assert.match(text, /^# TYPE agentgate_agent_c untyped$/m);
+  });
+
+  test('invalid metric names are dropped and counted, the rest of the report is kept', () => {
+    const { m, dropped } = setup();
+    const metrics: Metric[] = [
+      { name: '1starts_with_digit', type: 'GAUGE', value: 1 },
+      { name: 'has-dash', type: 'GAUGE', value: 1 },
+      { name: 'has space', type: 'GAUGE', value: 1 },
+      { name: '', type: 'GAUGE', value: 1 },
+      { name: 'ünicode', type: 'GAUGE', value: 1 },
+      { name: 'ok_name:sub', type: 'GAUGE', value: 2 },
+      { name: '_leading_underscore', type: 'GAUGE', value: 3 },
+    ];
+    assert.equal(m.update(AGENT, labels, metrics, 0), 5);
+    assert.equal(dropped(), 5);
+    assert.deepEqual(samples(m.render(0)).sort(), [
+      `agentgate_agent__leading_underscore{${ID_LABELS}} 3`,
+      `agentgate_agent_ok_name:sub{${ID_LABELS}} 2`,
+    ]);
+  });
+
+  test('dropped metrics reach agentgate_agent_metrics_dropped_total', async () => {
+    const gm = new GatewayMetrics();
+    const m = new AgentMetrics(2 * INTERVAL, (n) => gm.agentMetricsDropped.inc(n));
+    m.update(
+      AGENT,
+      labels,
+      [
+        { name: 'bad-1', type: 'GAUGE', value: 1 },
+        { name: 'bad-2', type: 'GAUGE', value: 1 },
+      ],
+      0,
+    );
+    const { values } = await gm.registry.getSingleMetric('agentgate_agent_metrics_dropped_total')!.get();
+    assert.equal(values[0]?.value, 2);
+  });
+
+  test('own labels with a reserved or invalid name are dropped; the series is kept', () => {
+    const { m } = setup();
+    m.update(
+      AGENT,
+      labels,
+      [
+        {
+          name: 'requests',
+          type: 'COUNTER',
+          value: 4,
+          labels: [
+            { name: 'agent_name', value: 'spoofed' },
+            { name: 'username', value: 'spoofed' },
+            { name: 'workspace_name', value: 'spoofed' },
+            { name: 'template_name', value: 'spoofed' },
+            { name: 'bad-label', value: 'x' },
+            { name: '9lives', value: 'x' },
+            { name: '__reserved', value: 'x' },
+            { name: 'method', value: 'GET' },
+            { name: 'code', value: '200' },
+          ],
+        },
+      ],
+      0,
+    );
+    const lines = samples(m.render(0));
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0], `agentgate_agent_requests{${ID_LABELS},code="200",method="GET"} 4`);
+    assert.doesNotMatch(lines[0]!, /spoofed/);
+  });
+
+  test('label values are escaped', () => {
+    const { m } = setup();
+    m.update(
+      AGENT,
+      { ...labels, workspaceName: 'a"b\\c\nd' },
+      [{ name: 'x', type: 'GAUGE', value: 1, labels: [{ name: 'l', value: 'q"' }] }],
+      0,
+    );
+    assert.match(m.render(0), /workspace_name="a\\"b\\\\c\\nd"/);
+    assert.match(m.render(0), /l="q\\""/);
+  });
+
+  test('repeated own label names do not produce an invalid series', () => {
+    const { m } = setup();
+    m.update(
+      AGENT,
+      labels,
+      [
+        {
+          name: 'dup',
+          type: 'GAUGE',
+          value: 1,
+          labels: [
+            { name: 'zone', value: 'a' },
+            { name: 'zone', value: 'b' },
+          ],
+        },
+      ],
+      0,
+    );
+    // Prometheus rejects the whole scrape when one series repeats a label name, which would hide
+    // every other session's metrics ("bad input never disturbs other sessions", SPEC §7).
+    for (const line of samples(m.render(0))) {
+      const names = [...line.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)].map((x) => x[1]);
+      assert.equal(new Set(names).size, names.length, `duplicate label name in ${line}`);
+    }
+  });
+
+  test("an agent metric cannot collide with the gateway's own family on /metrics", async () => {
+    // /metrics is the gateway registry followed by the agent series (Gateway.renderMetrics).
+    const gm = new GatewayMetrics();
+    const m = new AgentMetrics(2 * INTERVAL, (n) => gm.agentMetricsDropped.inc(n));
+    m.update(AGENT, labels, [{ name: 'metrics_dropped_total', type: 'COUNTER', value: 1e9 }], 0);
+    const text = (await gm.registry.metrics()) + m.render(0);
+    const families = [...text.matchAll(/^# TYPE (\S+) /gm)].map((x) => x[1]);
+    const repeated = families.filter((f, i) => families.indexOf(f) !== i);
+    assert.deepEqual(repeated, [], 'a family declared twice makes the whole scrape invalid');
+  });
+
+  test('a series not reported for 2 report intervals disappears; a reported one stays', () => {
+    const { m } = setup();
+    m.update(AGENT, labels, [{ name: 'old', type: 'GAUGE', value: 1 }], 0);
+    m.update(AGENT, labels, [{ name: 'fresh', type: 'GAUGE', value: 1 }], 0);
+    m.update(AGENT, labels, [{ name: 'fresh', type: 'GAUGE', value: 2 }], 2 * INTERVAL);
+    assert.equal(samples(m.render(2 * INTERVAL)).length, 2, 'still there at exactly 2 intervals');
+    const later = samples(m.render(2 * INTERVAL + 1));
+    assert.deepEqual(later, [`agentgate_agent_fresh{${ID_LABELS}} 2`]);
+    assert.deepEqual(samples(m.render(4 * INTERVAL + 1)), []);
+  });
+
+  test('forget drops the agent’s series; the next report uses the new labels', () => {
+    const { m } = setup();
+    const other = 'aaaaaaaa-3a29-4817-8615-243342516071';
+    m.update(AGENT, labels, [{ name: 'x', type: 'GAUGE', value: 1 }], 0);
+    m.update(other, { ...labels, agentName: 'other' }, [{ name: 'x', type: 'GAUGE', value: 9 }], 0);
+    m.forget(AGENT);
+    const after = samples(m.render(0));
+    assert.equal(after.length, 1, 'only the other agent’s series');
+    assert.match(after[0]!, /agent_name="other"/);
+    m.update(AGENT, { ...labels, workspaceName: 'renamed' }, [{ name: 'x', type: 'GAUGE', value: 2 }], 1);
+    const text = m.render(1);
+    assert.match(text, /workspace_name="renamed"[^}]*\} 2/);
+    assert.doesNotMatch(text, /workspace_name="dev",template_name="docker"\} 1/);
+  });
+
+  test('a report under new identity labels replaces the series under the old ones', () => {
+    const { m } = setup();
+    m.update(AGENT, labels, [{ name: 'x', type: 'GAUGE', value: 1 }], 0);
+    m.update(AGENT, { ...labels, username: 'bob' }, [{ name: 'x', type: 'GAUGE', value: 2 }], 1);
+    const lines = samples(m.render(1));
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /username="bob"/);
+  });
+
+  test('special values render as Prometheus text (NaN, +Inf, -Inf)', () => {
+    const { m } = setup();
+    m.update(
+      AGENT,
+      labels,
+      [
+        { name: 'n', type: 'GAUGE', value: Number.NaN },
+        { name: 'p', type: 'GAUGE', value: Number.POSITIVE_INFINITY },
+        { name: 'm', type: 'GAUGE', value: Number.NEGATIVE_INFINITY },
+      ],
+      0,
+    );
+    const text = m.render(0);
+    assert.match(text, /agentgate_agent_n\{[^}]*\} NaN/);
+    assert.match(text, /agentgate_agent_p\{[^}]*\} \+Inf/);
+    assert.match(text, /agentgate_agent_m\{[^}]*\} -Inf/);
+  });
+});

@@ -1,0 +1,208 @@
+// Wires sessions, writers and handlers the way gateway.ts does, but on a FakeClock and a FakeStore,
+// so a unit test can drive frames and time and then assert exactly which store calls ran.
+import { formatProtoDuration } from '@agentgate/shared';
+import pino from 'pino';
+import { nextAutostart } from '../../gateway/src/handlers/autostart.ts';
+import { type MetadataWrite, metadataHandler, metadataRows } from '../../gateway/src/handlers/metadata.ts';
+import { type StatsWrite, statsHandler } from '../../gateway/src/handlers/stats.ts';
+import type { HandlerOutcome } from '../../gateway/src/handlers/types.ts';
+import { AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
+import type { Logger } from '../../gateway/src/ops/log.ts';
+import { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
+import { RefreshBatcher } from '../../gateway/src/session/refresh-batcher.ts';
+import { SessionRegistry } from '../../gateway/src/session/registry.ts';
+import { type AgentConnectionEvent, type RevokeReason, Session } from '../../gateway/src/session/session.ts';
+import { ActivityWriter } from '../../gateway/src/store/activity-writer.ts';
+import { BatchWriter } from '../../gateway/src/store/batch-writer.ts';
+import { WriteBuffer } from '../../gateway/src/store/write-buffer.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
+import { type Fixture, FakeStore } from '../helpers/fake-store.ts';
+
+export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+export const MINUTE = 60_000;
+/** The RefreshBatcher's default collection window (refresh-batcher.ts). */
+export const REFRESH_WINDOW_MS = 20;
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** A pino logger at debug level that keeps its lines in memory. */
+export function captureLogger(): { log: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const log = pino(
+    { level: 'debug' },
+    {
+      write(s: string) {
+        lines.push(JSON.parse(s) as LogLine);
+      },
+    },
+  );
+  return { log, lines };
+}
+
+/** The value of a counter/gauge series in `metrics`' registry (0 when the series does not exist). */
+export async function metricValue(
+  metrics: GatewayMetrics,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const m = metrics.registry.getSingleMetric(name);
+  if (!m) throw new Error(`no metric ${name}`);
+  const { values } = await m.get();
+  const hit = values.find((v) =>
+    Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
+  );
+  return hit?.value ?? 0;
+}
+
+export interface HarnessOptions {
+  cacheEnabled?: boolean;
+  refreshIntervalMs?: number;
+  /** The refresh jitter's random source (default: the first tick at 0.75 of the interval). */
+  random?: () => number;
+  statsReportIntervalMs?: number;
+  writeBuffer?: number;
+}
+
+export class Harness {
+  readonly clock = new FakeClock();
+  readonly store = new FakeStore(this.clock);
+  readonly metrics = new GatewayMetrics();
+  readonly registry = new SessionRegistry<Session>();
+  readonly agentMetrics: AgentMetrics;
+  readonly refreshBatcher: RefreshBatcher;
+  readonly buffer: WriteBuffer;
+  readonly statsWriter: BatchWriter<StatsWrite>;
+  readonly metadataWriter: BatchWriter<MetadataWrite>;
+  readonly activity: ActivityWriter;
+  readonly log: Logger;
+  readonly lines: LogLine[];
+  /** Every recordConnection call of every session. */
+  readonly connectionEvents: { agentId: string; event: AgentConnectionEvent }[] = [];
+  /** Every onRevoke call, per session. */
+  readonly revokes = new Map<Session, RevokeReason[]>();
+  readonly refreshIntervalMs: number;
+  private readonly cacheEnabled: boolean;
+  private readonly random: () => number;
+  private readonly statsHandler;
+  private readonly metadataHandler;
+
+  constructor(opts: HarnessOptions = {}) {
+    const { clock, store } = this;
+    const captured = captureLogger();
+    this.log = captured.log;
+    this.lines = captured.lines;
+    this.cacheEnabled = opts.cacheEnabled ?? true;
+    this.refreshIntervalMs = opts.refreshIntervalMs ?? 5 * MINUTE;
+    this.random = opts.random ?? (() => 0.5);
+    const reportMs = opts.statsReportIntervalMs ?? 30_000;
+    this.agentMetrics = new AgentMetrics(2 * reportMs, (n) => this.metrics.agentMetricsDropped.inc(n));
+    this.refreshBatcher = new RefreshBatcher(store, clock, () => this.metrics.lookup('refresh'));
+    this.buffer = new WriteBuffer(opts.writeBuffer ?? 1000);
+    const hooks = { onSuccess: () => {}, onFailure: () => {} };
+    const log = this.log;
+    this.activity = new ActivityWriter({ store, clock, log, nextAutostart, bumpDelayMs: 200, ...hooks });
+    this.statsWriter = new BatchWriter<StatsWrite>({
+      name: 'workspace_agent_stats',
+      maxBatch: 2000,
+      buffer: this.buffer,
+      clock,
+      log,
+      hooks,
+      write: (items, signal) =>
+        store.insertStatsBatch(
+          items.map((i) => i.row),
+          signal,
+        ),
+    });
+    this.metadataWriter = new BatchWriter<MetadataWrite>({
+      name: 'workspace_agent_metadata',
+      maxBatch: 1000,
+      buffer: this.buffer,
+      clock,
+      log,
+      hooks,
+      write: (items, signal) =>
+        store.updateMetadataBatch(metadataRows(items), new Date(clock.now()).toISOString(), signal).then(() => {}),
+    });
+    this.statsHandler = statsHandler({
+      writer: this.statsWriter,
+      activity: this.activity,
+      agentMetrics: this.agentMetrics,
+      clock,
+      reportInterval: formatProtoDuration(reportMs),
+    });
+    this.metadataHandler = metadataHandler({ writer: this.metadataWriter });
+  }
+
+  /** Opens a session from the token-check row of `fx` (as Gateway.open does) and starts it. */
+  connect(fx: Fixture, opts: { row?: Fixture['row']; token?: string } = {}): Session {
+    const session = new Session(
+      {
+        store: this.store,
+        clock: this.clock,
+        log: this.log,
+        metrics: this.metrics,
+        agentMetrics: this.agentMetrics,
+        refreshBatcher: this.refreshBatcher,
+        registry: this.registry,
+        recordConnection: (agentId, event) => this.connectionEvents.push({ agentId, event }),
+        cacheEnabled: this.cacheEnabled,
+        refreshIntervalMs: this.refreshIntervalMs,
+        random: this.random,
+      },
+      opts.row ?? fx.row,
+      opts.token ?? fx.agent.token,
+    );
+    const revokes: RevokeReason[] = [];
+    this.revokes.set(session, revokes);
+    session.onRevoke = (reason) => revokes.push(reason);
+    session.start();
+    return session;
+  }
+
+  revokesOf(session: Session): RevokeReason[] {
+    return this.revokes.get(session) ?? [];
+  }
+
+  /** One UpdateStats call (params as sent), awaited. */
+  stats(session: Session, params: unknown): Promise<HandlerOutcome> {
+    return Promise.resolve(this.statsHandler(session, params));
+  }
+
+  /** One BatchUpdateMetadata call (params as sent), awaited. */
+  metadata(session: Session, params: unknown): Promise<HandlerOutcome> {
+    return Promise.resolve(this.metadataHandler(session, params));
+  }
+
+  /** The raw handler result (a value on the fast path, a promise when it waits). */
+  statsRaw(session: Session, params: unknown): HandlerOutcome | Promise<HandlerOutcome> {
+    return this.statsHandler(session, params);
+  }
+
+  async cache(): Promise<{ hit: number; miss: number }> {
+    return {
+      hit: await metricValue(this.metrics, 'agentgate_identity_cache_total', { result: 'hit' }),
+      miss: await metricValue(this.metrics, 'agentgate_identity_cache_total', { result: 'miss' }),
+    };
+  }
+
+  async lookups(reason: 'connect' | 'refresh' | 'fallback'): Promise<number> {
+    return metricValue(this.metrics, 'agentgate_workspace_lookups_total', { reason });
+  }
+
+  /** Log lines above debug (info, warn, error). */
+  loudLines(): LogLine[] {
+    return this.lines.filter((l) => l.level > 20);
+  }
+
+  /** Time of the first refresh tick of a session connected now (SPEC §5 jitter). */
+  firstTickDelay(): number {
+    return Math.round(this.refreshIntervalMs * (0.5 + 0.5 * this.random()));
+  }
+}
+
+export const statsOk = { result: { reportInterval: '30s' } };

@@ -1,0 +1,162 @@
+// SPEC §5 refresh timing (RefreshScheduler alone): the first tick jittered within [interval/2,
+// interval], then every interval, backoff 1 s, 2 s, 4 s … capped at 30 s and at the interval after
+// a failure, and nothing ever again after stop().
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MAX_RETRY_BACKOFF_MS, RefreshScheduler } from '../../gateway/src/session/refresh-scheduler.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
+import { MINUTE } from './harness.ts';
+
+/** A scheduler whose run() records the time of every tick and answers from `results` (default ok). */
+function scheduler(intervalMs: number, random: () => number, results: boolean[] = []) {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const ticks: number[] = [];
+  const s = new RefreshScheduler(
+    clock,
+    intervalMs,
+    async () => {
+      ticks.push(clock.now() - t0);
+      return results.shift() ?? true;
+    },
+    random,
+  );
+  return { clock, s, ticks };
+}
+
+const gaps = (ticks: number[]) => ticks.slice(1).map((t, i) => t - ticks[i]!);
+
+describe('RefreshScheduler', () => {
+  test('the first tick is at interval * (0.5 + 0.5 * random()) after start', async () => {
+    const interval = 5 * MINUTE;
+    for (const r of [0, 0.25, 0.5, 0.75, 0.999999]) {
+      const { clock, s, ticks } = scheduler(interval, () => r);
+      s.start();
+      const want = Math.round(interval * (0.5 + 0.5 * r));
+      assert.deepEqual(
+        clock.pending().map((p) => p.delay),
+        [want],
+      );
+      await clock.advance(want - 1);
+      assert.deepEqual(ticks, [], `r=${r}: ticked before ${want} ms`);
+      await clock.advance(1);
+      assert.deepEqual(ticks, [want], `r=${r}`);
+      assert.ok(want >= interval / 2 && want <= interval);
+    }
+  });
+
+  test('first ticks of many sessions spread over [interval/2, interval]', async () => {
+    const interval = 60_000;
+    let seed = 42;
+    // A small LCG: deterministic, uniform enough to cover the range.
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const clock = new FakeClock();
+    const t0 = clock.now();
+    const ticks: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      new RefreshScheduler(
+        clock,
+        interval,
+        async () => {
+          ticks.push(clock.now() - t0);
+          return true;
+        },
+        random,
+      ).start();
+    }
+    await clock.advance(interval);
+    const first = ticks.slice(0, 200);
+    assert.equal(first.length, 200);
+    assert.ok(Math.min(...first) >= interval / 2);
+    assert.ok(Math.max(...first) <= interval);
+    // Not in step: the ticks land on many distinct times across both halves of the range.
+    assert.ok(new Set(first).size > 150);
+    assert.ok(first.some((t) => t < 0.6 * interval));
+    assert.ok(first.some((t) => t > 0.9 * interval));
+  });
+
+  test('after the first tick it ticks every interval', async () => {
+    const interval = 5 * MINUTE;
+    const { clock, s, ticks } = scheduler(interval, () => 0);
+    s.start();
+    await clock.advance(interval / 2 + 4 * interval);
+    assert.deepEqual(ticks, [interval / 2, 1.5 * interval, 2.5 * interval, 3.5 * interval, 4.5 * interval]);
+  });
+
+  test('failures back off 1 s, 2 s, 4 s … capped at 30 s; a success resets to the interval', async () => {
+    const interval = 5 * MINUTE;
+    const results = [false, false, false, false, false, false, false, false, true, false];
+    const { clock, s, ticks } = scheduler(interval, () => 0, results);
+    s.start();
+    await clock.advance(interval / 2 + 1000 + 2000 + 4000 + 8000 + 16000 + 30000 + 30000 + 30000 + interval);
+    assert.equal(MAX_RETRY_BACKOFF_MS, 30_000);
+    assert.deepEqual(gaps(ticks), [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, interval]);
+    // The failure after the success starts the backoff over at 1 s.
+    await clock.advance(1000);
+    assert.deepEqual(gaps(ticks).at(-1), 1000);
+  });
+
+  test('the backoff is capped at the interval when the interval is shorter', async () => {
+    const interval = 3000;
+    const { clock, s, ticks } = scheduler(interval, () => 0, [false, false, false, false]);
+    s.start();
+    await clock.advance(interval / 2 + 1000 + 2000 + 3000 + 3000);
+    assert.deepEqual(gaps(ticks), [1000, 2000, 3000, 3000]);
+  });
+
+  test('stop() before the first tick: nothing ever runs', async () => {
+    const { clock, s, ticks } = scheduler(MINUTE, () => 0.3);
+    s.start();
+    s.stop();
+    assert.equal(s.active, false);
+    assert.deepEqual(clock.pending(), []);
+    await clock.advance(100 * MINUTE);
+    assert.deepEqual(ticks, []);
+  });
+
+  test('stop() during a run: no tick is re-armed after it', async () => {
+    const clock = new FakeClock();
+    let release: (ok: boolean) => void = () => {};
+    let runs = 0;
+    const s = new RefreshScheduler(
+      clock,
+      MINUTE,
+      () => {
+        runs++;
+        return new Promise<boolean>((resolve) => {
+          release = resolve;
+        });
+      },
+      () => 0,
+    );
+    s.start();
+    await clock.advance(MINUTE / 2);
+    assert.equal(runs, 1);
+    s.stop();
+    release(false);
+    await clock.advance(0);
+    assert.deepEqual(clock.pending(), []);
+    await clock.advance(100 * MINUTE);
+    assert.equal(runs, 1);
+  });
+
+  test('soon(max) re-arms within max (random 0 → now); ignored after stop', async () => {
+    const { clock, s, ticks } = scheduler(MINUTE, () => 0);
+    s.start();
+    await clock.advance(1000);
+    s.soon(500);
+    await clock.advance(0);
+    assert.deepEqual(ticks, [1000]);
+    assert.deepEqual(
+      clock.pending().map((p) => p.delay),
+      [MINUTE],
+      'after the early refresh the next tick is an interval away',
+    );
+    s.stop();
+    s.soon(500);
+    assert.deepEqual(clock.pending(), []);
+  });
+});
