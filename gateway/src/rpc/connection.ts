@@ -270,7 +270,13 @@ export class AgentConnection {
       }
     }
     this.ws.send(text);
-    if (this.ws.bufferedAmount > SLOW_CONSUMER_BYTES) this.close(CloseCode.SlowConsumer);
+    if (this.ws.bufferedAmount > SLOW_CONSUMER_BYTES) {
+      this.deps.log.info(
+        { agentId: this.session.subject.agentId, bufferedBytes: this.ws.bufferedAmount },
+        'client does not read its answers; closing with 4008',
+      );
+      this.close(CloseCode.SlowConsumer);
+    }
   }
 
   /** Resolves once the socket has closed (the close handshake finished or the socket was cut). */
