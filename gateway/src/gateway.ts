@@ -7,8 +7,8 @@ import { CloseCode, type DebugSession, formatProtoDuration } from '@agentgate/sh
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Config } from './config.js';
 import { nextAutostart } from './handlers/autostart.js';
-import { type MetadataWrite, metadataHandler, metadataRows } from './handlers/metadata.js';
-import { type StatsWrite, statsHandler } from './handlers/stats.js';
+import { metadataHandler } from './handlers/metadata.js';
+import { statsHandler } from './handlers/stats.js';
 import type { Handler } from './handlers/types.js';
 import type { Refusal } from './http/routes.js';
 import { AgentMetrics } from './ops/agent-metrics.js';
@@ -21,7 +21,8 @@ import { RefreshBatcher } from './session/refresh-batcher.js';
 import { SessionRegistry } from './session/registry.js';
 import { type AgentConnectionEvent, Session } from './session/session.js';
 import { ActivityWriter } from './store/activity-writer.js';
-import { BatchWriter } from './store/batch-writer.js';
+import type { BatchWriter } from './store/batch-writer.js';
+import { createFrameWriters, type MetadataWrite, type StatsWrite } from './store/frame-writers.js';
 import { KeyedFlusher } from './store/keyed-flusher.js';
 import type { AgentWorkspaceRow, Store } from './store/store.js';
 import { WriteBuffer } from './store/write-buffer.js';
@@ -97,29 +98,16 @@ export class Gateway {
       bumpDelayMs: 200,
       ...hooks,
     });
-    this.stats = new BatchWriter<StatsWrite>({
-      name: 'workspace_agent_stats',
-      maxBatch: 2000,
-      buffer: this.buffer,
+    const writers = createFrameWriters({
+      store,
       clock,
       log,
-      hooks: { ...hooks, onBatch: (n) => this.metrics.batch('workspace_agent_stats', n) },
-      write: (items, signal) =>
-        store.insertStatsBatch(
-          items.map((i) => i.row),
-          signal,
-        ),
-    });
-    this.metadata = new BatchWriter<MetadataWrite>({
-      name: 'workspace_agent_metadata',
-      maxBatch: 1000,
       buffer: this.buffer,
-      clock,
-      log,
-      hooks: { ...hooks, onBatch: (n) => this.metrics.batch('workspace_agent_metadata', n) },
-      write: (items, signal) =>
-        store.updateMetadataBatch(metadataRows(items), new Date(clock.now()).toISOString(), signal).then(() => {}),
+      hooks,
+      onBatch: (table, n) => this.metrics.batch(table, n),
     });
+    this.stats = writers.stats;
+    this.metadata = writers.metadata;
     this.connectionTimes = new KeyedFlusher<AgentConnectionEvent>({
       name: 'agent_connections',
       delayMs: 0,

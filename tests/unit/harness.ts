@@ -3,8 +3,8 @@
 import { formatProtoDuration } from '@agentgate/shared';
 import pino from 'pino';
 import { nextAutostart } from '../../gateway/src/handlers/autostart.ts';
-import { type MetadataWrite, metadataHandler, metadataRows } from '../../gateway/src/handlers/metadata.ts';
-import { type StatsWrite, statsHandler } from '../../gateway/src/handlers/stats.ts';
+import { metadataHandler } from '../../gateway/src/handlers/metadata.ts';
+import { statsHandler } from '../../gateway/src/handlers/stats.ts';
 import type { HandlerOutcome } from '../../gateway/src/handlers/types.ts';
 import { AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
 import type { Logger } from '../../gateway/src/ops/log.ts';
@@ -13,7 +13,8 @@ import { RefreshBatcher } from '../../gateway/src/session/refresh-batcher.ts';
 import { SessionRegistry } from '../../gateway/src/session/registry.ts';
 import { type AgentConnectionEvent, type RevokeReason, Session } from '../../gateway/src/session/session.ts';
 import { ActivityWriter } from '../../gateway/src/store/activity-writer.ts';
-import { BatchWriter } from '../../gateway/src/store/batch-writer.ts';
+import type { BatchWriter } from '../../gateway/src/store/batch-writer.ts';
+import { createFrameWriters, type MetadataWrite, type StatsWrite } from '../../gateway/src/store/frame-writers.ts';
 import { WriteBuffer } from '../../gateway/src/store/write-buffer.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { type Fixture, FakeStore } from '../helpers/fake-store.ts';
@@ -105,29 +106,9 @@ export class Harness {
     const hooks = { onSuccess: () => {}, onFailure: () => {} };
     const log = this.log;
     this.activity = new ActivityWriter({ store, clock, log, nextAutostart, bumpDelayMs: 200, ...hooks });
-    this.statsWriter = new BatchWriter<StatsWrite>({
-      name: 'workspace_agent_stats',
-      maxBatch: 2000,
-      buffer: this.buffer,
-      clock,
-      log,
-      hooks,
-      write: (items, signal) =>
-        store.insertStatsBatch(
-          items.map((i) => i.row),
-          signal,
-        ),
-    });
-    this.metadataWriter = new BatchWriter<MetadataWrite>({
-      name: 'workspace_agent_metadata',
-      maxBatch: 1000,
-      buffer: this.buffer,
-      clock,
-      log,
-      hooks,
-      write: (items, signal) =>
-        store.updateMetadataBatch(metadataRows(items), new Date(clock.now()).toISOString(), signal).then(() => {}),
-    });
+    const writers = createFrameWriters({ store, clock, log, buffer: this.buffer, hooks });
+    this.statsWriter = writers.stats;
+    this.metadataWriter = writers.metadata;
     this.statsHandler = statsHandler({
       writer: this.statsWriter,
       activity: this.activity,

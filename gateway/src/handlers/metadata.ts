@@ -8,7 +8,7 @@ import {
   RpcErrorMessage,
 } from '@agentgate/shared';
 import type { BatchWriter } from '../store/batch-writer.js';
-import type { MetadataRow } from '../store/store.js';
+import type { MetadataUpdate, MetadataWrite } from '../store/frame-writers.js';
 import { compile, schemaErrors, stripNul } from './params.js';
 import { type WriteReply, writeOutcome } from './reply.js';
 import { notAuthorized } from './stats.js';
@@ -16,35 +16,11 @@ import type { Handler, HandlerOutcome } from './types.js';
 
 const check = compile(BatchUpdateMetadataParams);
 
-export interface MetadataUpdate {
-  key: string;
-  value: string;
-  error: string;
-}
-
-export interface MetadataWrite {
-  agentId: string;
-  updates: MetadataUpdate[];
-}
-
 export interface MetadataDeps {
   writer: BatchWriter<MetadataWrite>;
 }
 
 const ok: HandlerOutcome = { result: {} };
-
-/** The rows of one group-commit batch: the latest value of a key wins, within a call and across calls. */
-export function metadataRows(items: MetadataWrite[]): MetadataRow[] {
-  const latest = new Map<string, MetadataRow>();
-  for (const w of items) {
-    for (const u of w.updates) {
-      const k = `${w.agentId}\u0000${u.key}`;
-      latest.delete(k);
-      latest.set(k, { agentId: w.agentId, key: u.key, value: u.value, error: u.error });
-    }
-  }
-  return [...latest.values()];
-}
 
 /** Cuts `s` to at most `limit` UTF-8 bytes without splitting a character. */
 export function truncateUtf8(s: string, limit: number): string {

@@ -13,6 +13,7 @@ import type { AgentMetrics } from '../ops/agent-metrics.js';
 import type { Clock } from '../ops/clock.js';
 import type { ActivityWriter } from '../store/activity-writer.js';
 import type { BatchWriter } from '../store/batch-writer.js';
+import type { StatsWrite } from '../store/frame-writers.js';
 import type { StatsRow } from '../store/store.js';
 import { compile, invalidParams, schemaErrors, stripNul, toInt } from './params.js';
 import { type WriteReply, writeOutcome } from './reply.js';
@@ -31,11 +32,6 @@ const INT_FIELDS = [
   'sessionCountReconnectingPty',
   'sessionCountSsh',
 ] as const;
-
-export interface StatsWrite {
-  row: StatsRow;
-  activity: boolean;
-}
 
 export interface StatsDeps {
   writer: BatchWriter<StatsWrite>;
