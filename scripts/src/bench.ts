@@ -1,0 +1,316 @@
+// `npx agentgate bench` (SPEC §9): on one embedded PostgreSQL, under the same load, one after
+// another: a bare `ws` echo server (the ceiling), the gateway with its workspace cache, and the
+// gateway with `--workspace-cache off`. Each server runs in its own process; the load runs in
+// worker processes. Prints one table (progress goes to stderr) and optionally writes JSON.
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parseFlags } from '@agentgate/gateway/config';
+import { type BenchDatabase, startBenchDatabase } from './bench/bench-db.js';
+import {
+  type LoadShape,
+  type Measured,
+  measureLoad,
+  type RunResult,
+  settledRss,
+  toRunResult,
+} from './bench/measure.js';
+import {
+  gatewayCommand,
+  liveServerPids,
+  type ServerProcess,
+  scriptCommand,
+  startServer,
+} from './bench/server-process.js';
+import { formatBenchTable, formatIdleTable, type IdleResult } from './bench/table.js';
+import { durationFlag, intFlag, UsageError } from './loadtest.js';
+import { liveWorkerPids, runLoad } from './loadtest/run-load.js';
+import { seed } from './seed.js';
+
+const RUN_NAMES = ['echo', 'cached', 'uncached'] as const;
+type RunName = (typeof RUN_NAMES)[number];
+
+export interface BenchArgs {
+  agents: number;
+  durationMs: number;
+  warmupMs: number;
+  jsonFile: string | undefined;
+  idleSessions: number;
+  rate: number;
+  inflight: number;
+  procs: number;
+  rampPerSec: number;
+  metadataKeys: number;
+  runs: RunName[];
+}
+
+const FLAGS = [
+  '--agents',
+  '--duration',
+  '--warmup',
+  '--json',
+  '--idle-sessions',
+  '--rate',
+  '--inflight',
+  '--procs',
+  '--ramp',
+  '--metadata-keys',
+  '--runs',
+];
+
+/**
+ * Offered load of the latency run: one frame per second per default agent, which even the
+ * uncached gateway sustains on 2 cores (shared with its database and the load generator), so
+ * that the latencies compare the work per frame rather than queueing.
+ */
+const DEFAULT_FIXED_RATE = 2000;
+
+/** Sessions one gateway process may hold: its open files are capped at 20 000. */
+const MAX_IDLE_SESSIONS = 19_500;
+
+export function parseBenchArgs(argv: string[]): BenchArgs {
+  const flags = parseFlags(argv, FLAGS);
+  const runsRaw = flags.get('--runs') ?? RUN_NAMES.join(',');
+  const runs = runsRaw === 'none' ? [] : runsRaw.split(',').map((s) => s.trim());
+  for (const r of runs) {
+    if (!(RUN_NAMES as readonly string[]).includes(r)) {
+      throw new UsageError(`invalid --runs: ${JSON.stringify(r)} is not one of ${RUN_NAMES.join(', ')} (or none)`);
+    }
+  }
+  const idleSessions = intFlag(flags, '--idle-sessions', 0) ?? 0;
+  if (idleSessions > MAX_IDLE_SESSIONS) {
+    throw new UsageError(`invalid --idle-sessions: at most ${MAX_IDLE_SESSIONS} (one process holds 20 000 files)`);
+  }
+  return {
+    agents: intFlag(flags, '--agents', 1) ?? 2000,
+    durationMs: durationFlag(flags, '--duration', '20s', 1000),
+    warmupMs: durationFlag(flags, '--warmup', '3s', 0),
+    jsonFile: flags.get('--json'),
+    idleSessions,
+    rate: intFlag(flags, '--rate', 0) ?? DEFAULT_FIXED_RATE,
+    inflight: intFlag(flags, '--inflight', 1) ?? 1,
+    procs: intFlag(flags, '--procs', 1) ?? 1,
+    rampPerSec: intFlag(flags, '--ramp', 1) ?? 2000,
+    metadataKeys: intFlag(flags, '--metadata-keys', 0) ?? 4,
+    runs: runs as RunName[],
+  };
+}
+
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function startTarget(name: RunName, db: BenchDatabase): Promise<ServerProcess> {
+  if (name === 'echo') return startServer('echo server', scriptCommand('./echo-server.js'));
+  const args = [
+    ...gatewayCommand(),
+    'serve',
+    '--database-url',
+    db.gatewayUrl,
+    '--listen',
+    '127.0.0.1:0',
+    '--shutdown-timeout',
+    '5s',
+    ...(name === 'uncached' ? ['--workspace-cache', 'off'] : []),
+  ];
+  return startServer(`gateway (${name})`, args, { env: { AGENTGATE_LOG_LEVEL: 'info' } });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const args = parseBenchArgs(argv);
+  const abort = new AbortController();
+  let db: BenchDatabase | undefined;
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    abort.abort();
+    log(interrupts > 1 ? 'interrupted again: killing everything' : 'interrupted: stopping (Ctrl-C again to kill)');
+    if (interrupts > 1) {
+      for (const pid of [...liveWorkerPids, ...liveServerPids, ...(db?.pg.pid ? [db.pg.pid] : [])]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const started = performance.now();
+  const runs: RunResult[] = [];
+  let idle: IdleResult | undefined;
+  let failed = false;
+  try {
+    log('starting PostgreSQL (pg_stat_statements) ...');
+    db = await startBenchDatabase();
+    const seedCount = Math.max(args.agents, args.idleSessions);
+    log(`PostgreSQL ${db.serverVersion}; seeding ${seedCount} agents (${args.metadataKeys} metadata keys each) ...`);
+    const seeded = await seed(db.admin, { agents: seedCount, metadataKeys: args.metadataKeys, prebuildFraction: 0 });
+    const tokens = seeded.map((a) => a.token);
+    const shape: LoadShape = {
+      tokens: tokens.slice(0, args.agents),
+      durationMs: args.durationMs,
+      warmupMs: args.warmupMs,
+      cooldownMs: 1000,
+      metadataKeys: args.metadataKeys,
+      procs: args.procs,
+      rampPerSec: args.rampPerSec,
+    };
+
+    for (const name of args.runs) {
+      if (abort.signal.aborted) break;
+      let server: ServerProcess | undefined;
+      try {
+        log(`${name}: starting the server ...`);
+        server = await startTarget(name, db);
+        await sleep(500);
+        const rssBefore = await settledRss(server.pid);
+        log(`${name}: saturation, ${args.agents} agents x ${args.inflight} in flight, ${args.durationMs / 1000} s`);
+        const sat = await measureLoad({
+          label: `${name} saturation`,
+          server,
+          db,
+          mode: { kind: 'inflight', perAgent: args.inflight },
+          shape,
+          rssBefore,
+          signal: abort.signal,
+        });
+        let fixed: Measured | undefined;
+        if (args.rate > 0 && !abort.signal.aborted) {
+          log(`${name}: fixed rate ${args.rate} frames/s, ${args.durationMs / 1000} s`);
+          fixed = await measureLoad({
+            label: `${name} @${args.rate}/s`,
+            server,
+            db,
+            mode: { kind: 'rate', framesPerSec: args.rate },
+            shape,
+            signal: abort.signal,
+          });
+        }
+        const result = toRunResult(name, sat, fixed, args.rate);
+        runs.push(result);
+        log(
+          `${name}: ${result.framesPerSec} frames/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms` +
+            (result.fixedRate ? `; at ${args.rate}/s p99 ${result.fixedRate.latencyMs.p99} ms` : ''),
+        );
+      } catch (e) {
+        failed = true;
+        const message = (e as Error).message;
+        log(`${name}: failed: ${message}`);
+        runs.push(failedRun(name, message.split('\n')[0] ?? message));
+      } finally {
+        await server?.stop();
+      }
+    }
+
+    if (args.idleSessions > 0 && !abort.signal.aborted) {
+      idle = await measureIdle(db, tokens.slice(0, args.idleSessions), args, abort.signal);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await db?.close();
+  }
+
+  if (runs.length) process.stdout.write(`${formatBenchTable(runs, args.rate)}\n\n`);
+  if (idle) process.stdout.write(`${formatIdleTable(idle)}\n\n`);
+  const took = Math.round((performance.now() - started) / 1000);
+  process.stdout.write(
+    `${args.agents} agents, ${args.durationMs / 1000} s per run after ${args.warmupMs / 1000} s warm-up; ` +
+      `${cpus().length} cores, Node ${process.version}, PostgreSQL ${db?.serverVersion ?? '?'}; took ${took} s\n`,
+  );
+  if (args.jsonFile) {
+    const out = {
+      runs,
+      ...(idle ? { idleSessions: idle } : {}),
+      machine: { cores: cpus().length, node: process.version, postgres: db?.serverVersion ?? null },
+      config: {
+        agents: args.agents,
+        durationS: args.durationMs / 1000,
+        warmupS: args.warmupMs / 1000,
+        inflightPerAgent: args.inflight,
+        fixedRate: args.rate,
+        metadataKeys: args.metadataKeys,
+        loadProcs: args.procs,
+      },
+    };
+    writeFileSync(args.jsonFile, `${JSON.stringify(out, null, 2)}\n`);
+  }
+  if (abort.signal.aborted) return 130;
+  return failed ? 1 : 0;
+}
+
+function failedRun(name: string, error: string): RunResult {
+  return {
+    name,
+    framesPerSec: 0,
+    latencyMs: { p50: 0, p99: 0 },
+    workspaceReadsPerFrame: 0,
+    dbStatementsPerFrame: 0,
+    cpuMsPerKFrame: 0,
+    rssKiBPerSession: 0,
+    load: '',
+    sessions: 0,
+    sent: 0,
+    acked: 0,
+    errors: {},
+    latencyMsFull: { p50: 0, p95: 0, p99: 0, max: 0 },
+    pgCpuMsPerKFrame: 0,
+    workspaceScansPerFrame: 0,
+    topStatements: [],
+    error,
+  };
+}
+
+/** Holds `tokens.length` idle sockets on the echo server, then on the gateway; RSS per session of each. */
+async function measureIdle(
+  db: BenchDatabase,
+  tokens: string[],
+  args: BenchArgs,
+  signal: AbortSignal,
+): Promise<IdleResult> {
+  const one = async (name: 'echo' | 'cached') => {
+    const server = await startTarget(name, db);
+    try {
+      await sleep(500);
+      const before = await settledRss(server.pid);
+      let connected = 0;
+      let after = before;
+      log(`idle sessions on ${name === 'echo' ? 'the echo server' : 'the gateway'}: ${tokens.length} sockets ...`);
+      await runLoad({
+        url: server.url,
+        tokens,
+        mode: { kind: 'idle' },
+        durationMs: 0,
+        metadataKeys: args.metadataKeys,
+        procs: Math.max(1, Math.ceil(tokens.length / 10_000)),
+        rampPerSec: args.rampPerSec,
+        signal,
+        onConnected: async (p) => {
+          connected = p.connected;
+          // Let the connect-time work (identity load, timers, first writes) finish before sampling.
+          await sleep(2000);
+          after = await settledRss(server.pid);
+        },
+      });
+      return {
+        connected,
+        rssBeforeKiB: before,
+        rssConnectedKiB: after,
+        rssKiBPerSession: connected ? (after - before) / connected : 0,
+      };
+    } finally {
+      await server.stop();
+    }
+  };
+  const echo = await one('echo');
+  const gateway = await one('cached');
+  const r1 = (x: number) => Math.round(x * 10) / 10;
+  return {
+    sessions: tokens.length,
+    echo: { ...echo, rssKiBPerSession: r1(echo.rssKiBPerSession) },
+    gateway: { ...gateway, rssKiBPerSession: r1(gateway.rssKiBPerSession) },
+    differenceKiBPerSession: r1(gateway.rssKiBPerSession - echo.rssKiBPerSession),
+  };
+}

@@ -1,0 +1,104 @@
+// Starts a server under test (the gateway or the echo server) as its own process, waits for its
+// `"msg":"listening"` log line, and stops it by PID: SIGTERM, then SIGKILL after a bound.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+export interface ServerProcess {
+  name: string;
+  pid: number;
+  /** ws://HOST:PORT/api/v2/workspaceagents/me/rpc */
+  url: string;
+  /** The last lines it printed (stdout and stderr), for error messages. */
+  tail(): string;
+  /** Sends SIGTERM, waits up to `graceMs`, then SIGKILL; resolves with the exit code. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+/** PIDs of every server started here and not yet stopped, for a last-resort cleanup. */
+export const liveServerPids = new Set<number>();
+
+const here = fileURLToPath(import.meta.url);
+const fromSource = here.endsWith('.ts');
+
+/** `node <file>` arguments for a compiled entry of this package (or its source under tsx). */
+export function scriptCommand(relativeToBench: string): string[] {
+  const file = fileURLToPath(new URL(relativeToBench.replace(/\.js$/, fromSource ? '.ts' : '.js'), import.meta.url));
+  return fromSource ? ['--import', 'tsx', file] : [file];
+}
+
+/** `node gateway/bin/agentgate.js` of the gateway package this script was built against. */
+export function gatewayCommand(): string[] {
+  const cli = fileURLToPath(import.meta.resolve('@agentgate/gateway/cli'));
+  return [cli.replace(/dist\/cli\.js$/, 'bin/agentgate.js')];
+}
+
+export async function startServer(
+  name: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ServerProcess> {
+  const child: ChildProcess = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`${name}: could not start ${args.join(' ')}`);
+  liveServerPids.add(pid);
+  const lines: string[] = [];
+  let onListening: ((url: string) => void) | undefined;
+  const onLine = (line: string) => {
+    lines.push(line);
+    if (lines.length > 40) lines.shift();
+    if (!onListening || !line.includes('"listening"')) return;
+    try {
+      const entry = JSON.parse(line) as { msg?: unknown; url?: unknown };
+      if (entry.msg === 'listening' && typeof entry.url === 'string') onListening(entry.url);
+    } catch {
+      /* not a JSON line */
+    }
+  };
+  createInterface({ input: child.stdout! }).on('line', onLine);
+  createInterface({ input: child.stderr! }).on('line', onLine);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      liveServerPids.delete(pid);
+      resolve(code);
+    }),
+  );
+  const tail = () => lines.join('\n');
+  const stop = async (graceMs = 15_000): Promise<number | null> => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  };
+
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const url = await Promise.race([
+      new Promise<string>((resolve) => {
+        onListening = resolve;
+      }),
+      exited.then((code) => {
+        throw new Error(`${name} exited with ${code} before listening:\n${tail()}`);
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${name} did not listen within ${timeoutMs} ms:\n${tail()}`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+    onListening = undefined;
+    return { name, pid, url, tail, stop };
+  } catch (e) {
+    await stop(2000);
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
