@@ -72,7 +72,6 @@ export class Gateway {
   private readonly buffer: WriteBuffer;
   private heartbeatTimer: TimerHandle | undefined;
   private usageTimer: TimerHandle | undefined;
-  private lastPing = 0;
   draining = false;
 
   constructor(private readonly opts: GatewayOptions) {
@@ -95,7 +94,8 @@ export class Gateway {
       clock,
       log,
       nextAutostart,
-      bumpDelayMs: 200,
+      // Activity is coalesced per workspace over this window: one bump and one NOTIFY each.
+      bumpDelayMs: 500,
       ...hooks,
     });
     const writers = createFrameWriters({
@@ -146,13 +146,13 @@ export class Gateway {
 
   start(): void {
     this.health.start();
-    const hb = this.opts.config.heartbeatIntervalMs;
+    const tickMs = this.opts.config.heartbeatIntervalMs / 10;
     const tick = () => {
       this.heartbeat();
-      this.heartbeatTimer = this.clock.setTimeout(tick, hb / 2);
+      this.heartbeatTimer = this.clock.setTimeout(tick, tickMs);
       this.heartbeatTimer.unref?.();
     };
-    this.heartbeatTimer = this.clock.setTimeout(tick, hb / 2);
+    this.heartbeatTimer = this.clock.setTimeout(tick, tickMs);
     this.heartbeatTimer.unref?.();
     const usage = () => {
       void this.flushUsage();
@@ -167,17 +167,20 @@ export class Gateway {
     return this.registry.size;
   }
 
-  /** SPEC §5 heartbeat: ping every interval; terminate a peer silent for two intervals. */
+  /**
+   * SPEC §5 heartbeat: each socket is pinged once per interval, at its own phase (pinging every
+   * socket in one tick stalls the event loop with thousands of sessions), and a peer silent for two
+   * intervals is terminated. Ticks run ten times per interval, so silence is caught within 2.1.
+   */
   private heartbeat(): void {
     const now = this.clock.now();
     const hb = this.opts.config.heartbeatIntervalMs;
-    const ping = now - this.lastPing >= hb * 0.9;
-    if (ping) this.lastPing = now;
     for (const conn of this.connections.values()) {
       if (now - conn.lastSeen >= 2 * hb) {
         this.log.info({ agentId: conn.session.subject.agentId }, 'heartbeat timeout; terminating');
         conn.ws.terminate();
-      } else if (ping) {
+      } else if (now >= conn.nextPingAt) {
+        conn.nextPingAt = now + hb;
         conn.ws.ping();
       }
     }
@@ -247,6 +250,8 @@ export class Gateway {
       log: this.log,
       sessionRate: this.opts.config.sessionRate,
     });
+    // A random phase spreads the pings of sockets that connected together.
+    conn.nextPingAt = this.clock.now() + this.opts.config.heartbeatIntervalMs * Math.random();
     this.connections.set(session, conn);
     session.start();
     this.metrics.sessions.inc();

@@ -49,9 +49,15 @@ async function serve(config: Config, log: Logger): Promise<number> {
   // statement_timeout below the writers' attempt timeout: a slow database aborts the statement
   // itself, so a retried batch never runs beside its first attempt.
   const sql = connect(db.url, { max: 10, applicationName: 'agentgate', statementTimeoutMs: 8000 });
+  const batchSql = connect(db.url, {
+    max: 6,
+    applicationName: 'agentgate-writer',
+    statementTimeoutMs: 8000,
+    prepare: false,
+  });
   const probe = connect(db.url, { max: 1, applicationName: 'agentgate-health', connectTimeoutS: 2 });
   const shutdownDb = async () => {
-    await Promise.allSettled([sql.end({ timeout: 5 }), probe.end({ timeout: 1 })]);
+    await Promise.allSettled([sql.end({ timeout: 5 }), batchSql.end({ timeout: 5 }), probe.end({ timeout: 1 })]);
     if (db.embedded) await db.embedded.stop();
   };
   try {
@@ -64,7 +70,7 @@ async function serve(config: Config, log: Logger): Promise<number> {
 
   const gateway = new Gateway({
     config,
-    store: new PgStore(sql),
+    store: new PgStore(sql, batchSql),
     log,
     ping: async () => {
       await probe`select 1`;

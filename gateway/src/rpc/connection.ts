@@ -63,6 +63,8 @@ function idOf(el: Record<string, unknown>): string | undefined {
 
 export class AgentConnection {
   lastSeen: number;
+  /** When the heartbeat pings this socket next (spread per socket by the gateway). */
+  nextPingAt = 0;
   private readonly bucket: TokenBucket;
   private unanswered = 0;
   private backlog: string[] = [];

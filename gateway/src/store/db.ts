@@ -8,6 +8,8 @@ export interface DbOptions {
   /** Application name shown in pg_stat_activity. */
   applicationName?: string;
   connectTimeoutS?: number;
+  /** Use named prepared statements (default true). */
+  prepare?: boolean;
   /** Server-side statement_timeout: a statement running longer is aborted by PostgreSQL. */
   statementTimeoutMs?: number;
 }
@@ -17,6 +19,7 @@ export function connect(url: string, opts: DbOptions = {}): Sql {
     max: opts.max ?? 10,
     connect_timeout: opts.connectTimeoutS ?? 3,
     idle_timeout: 0,
+    prepare: opts.prepare ?? true,
     onnotice: () => {},
     connection: {
       application_name: opts.applicationName ?? 'agentgate',

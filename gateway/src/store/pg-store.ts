@@ -69,7 +69,20 @@ function agentWorkspaceFrom(r: AgentWorkspaceRecord): AgentWorkspaceRow {
 }
 
 export class PgStore implements Store {
-  constructor(private readonly sql: Sql) {}
+  /**
+   * `sql` serves the per-connection lookups (prepared: their generic plans are good). `batchSql`
+   * serves the bulk statements over `unnest` arrays, unprepared: PostgreSQL's generic plan for
+   * them (chosen after five executions) does not know the array sizes and ran 25x slower here.
+   * Separate pools also keep lookups from queueing behind a long batch.
+   */
+  private readonly batchSql: Sql;
+
+  constructor(
+    private readonly sql: Sql,
+    batchSql?: Sql,
+  ) {
+    this.batchSql = batchSql ?? sql;
+  }
 
   /** SPEC §3: one query loads agent, expanded workspace, its build and the latest build number. */
   async agentByToken(token: string): Promise<AgentWorkspaceRow | undefined> {
@@ -108,7 +121,7 @@ export class PgStore implements Store {
 
   /** SPEC §5 refresh, batched: `where id = any(...)` for many sessions at once. */
   async refreshIdentities(pairs: { agentId: string; workspaceId: string }[]): Promise<RefreshRow[]> {
-    const rows = await this.sql<
+    const rows = await this.batchSql<
       (Omit<
         AgentWorkspaceRecord,
         'agent_name' | 'build_number' | 'latest_build_number' | 'agent_deleted' | 'auth_token'
@@ -143,7 +156,7 @@ export class PgStore implements Store {
     const col = <K extends keyof StatsRow>(k: K) => rows.map((r) => r[k]);
     await cancellable(
       signal,
-      this.sql`
+      this.batchSql`
       insert into workspace_agent_stats (
         id, created_at, user_id, agent_id, workspace_id, template_id, connections_by_proto, connection_count,
         rx_packets, rx_bytes, tx_packets, tx_bytes, connection_median_latency_ms,
@@ -188,7 +201,7 @@ export class PgStore implements Store {
     }
     const written = await cancellable(
       signal,
-      this.sql<{ agent_id: string; key: string }[]>`
+      this.batchSql<{ agent_id: string; key: string }[]>`
       with input as (
         select * from unnest(
           ${rows.map((r) => r.agentId)}::uuid[], ${rows.map((r) => r.key)}::text[],
@@ -222,7 +235,7 @@ export class PgStore implements Store {
    */
   async bumpAndNotifyActivity(rows: ActivityRow[]): Promise<void> {
     const bump = rows.filter((r) => r.bump);
-    await this.sql`
+    await this.batchSql`
       with input as (
         select * from unnest(${bump.map((r) => r.workspaceId)}::uuid[], ${bump.map((r) => r.nextAutostart)}::text[]::timestamptz[])
           as i(workspace_id, next_autostart)
@@ -266,13 +279,13 @@ export class PgStore implements Store {
   }
 
   async markWorkspacesUsed(workspaceIds: string[], at: string): Promise<void> {
-    await this.sql`
+    await this.batchSql`
       update workspaces set last_used_at = ${at}::text::timestamptz
       where id = any(${workspaceIds}::uuid[]) and last_used_at < ${at}::text::timestamptz`;
   }
 
   async updateAgentConnections(rows: AgentConnectionRow[]): Promise<void> {
-    await this.sql`
+    await this.batchSql`
       update workspace_agents a set
         first_connected_at = coalesce(a.first_connected_at, u.connected_at),
         last_connected_at = coalesce(u.connected_at, a.last_connected_at),
