@@ -11,8 +11,14 @@ commands:
   serve      run the gateway (see README for options; every option is also an env var)
   migrate    apply database migrations   [--database-url URL]
   seed       create agents to test with  --agents N [--metadata-keys K] [--prebuild-fraction F] --out FILE
-  loadtest   drive agent sockets         --url WS_URL (--tokens FILE | --database-url URL --agents N) ...
-  bench      echo vs cached vs uncached  [--agents N] [--duration D] [--json FILE]
+  loadtest   drive agent sockets         --url WS_URL (--tokens FILE | --database-url URL --agents N)
+                                         [--duration 60s] [--stats-interval 1s] [--metadata-interval 1s]
+                                         [--metadata-keys K] [--procs P] [--rate R | --inflight W]
+                                         [--ramp CONN_PER_S] [--request-timeout 30s] [--json FILE]
+  bench      echo vs cached vs uncached  [--agents N] [--duration D] [--warmup D] [--json FILE]
+                                         [--idle-sessions N] [--rate R] [--runs echo,cached,uncached]
+
+Every serve option is also an environment variable; see README.md.
 `;
 
 type Command = (argv: string[]) => Promise<number>;
@@ -57,6 +63,10 @@ export async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   const cmd = commands[name];
+  if (cmd && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   if (!cmd) {
     process.stderr.write(`agentgate: unknown command ${JSON.stringify(name)}\n${USAGE}`);
     return 2;
