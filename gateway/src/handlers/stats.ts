@@ -1,6 +1,5 @@
 // UpdateStats (SPEC §4): one stats row per report, answered after commit; agent metrics exported
 // with identity labels; activity (connectionCount > 0) bumps, notifies and marks the workspace used.
-import { randomUUID } from 'node:crypto';
 import {
   type ParamError,
   RpcError,
@@ -14,6 +13,7 @@ import type { Clock } from '../ops/clock.js';
 import type { ActivityWriter } from '../store/activity-writer.js';
 import type { BatchWriter } from '../store/batch-writer.js';
 import type { StatsWrite } from '../store/frame-writers.js';
+import { uuidv7 } from '../store/ids.js';
 import type { StatsRow } from '../store/store.js';
 import { compile, invalidParams, schemaErrors, stripNul, toInt } from './params.js';
 import { type WriteReply, writeOutcome } from './reply.js';
@@ -56,8 +56,9 @@ export function statsHandler(deps: StatsDeps): Handler {
       if (identity === null) return notAuthorized;
       const s = session.subject;
       const r = row.row;
-      r.id = randomUUID();
-      r.createdAt = new Date(deps.clock.now()).toISOString();
+      const now = deps.clock.now();
+      r.id = uuidv7(now);
+      r.createdAt = new Date(now).toISOString();
       r.userId = s.ownerId;
       r.agentId = s.agentId;
       r.workspaceId = s.workspaceId;
