@@ -19,7 +19,7 @@ import { GatewayMetrics } from './ops/metrics.js';
 import { AgentConnection } from './rpc/connection.js';
 import { RefreshBatcher } from './session/refresh-batcher.js';
 import { SessionRegistry } from './session/registry.js';
-import { type AgentConnectionEvent, Session } from './session/session.js';
+import { type AgentConnectionEvent, Session, type SessionDeps } from './session/session.js';
 import { ActivityWriter } from './store/activity-writer.js';
 import type { BatchWriter } from './store/batch-writer.js';
 import { createFrameWriters, type MetadataWrite, type StatsWrite } from './store/frame-writers.js';
@@ -64,6 +64,7 @@ export class Gateway {
   readonly activity: ActivityWriter;
   private readonly connectionTimes: KeyedFlusher<AgentConnectionEvent>;
   private readonly refreshBatcher: RefreshBatcher;
+  private readonly sessionDeps: SessionDeps;
   private readonly handlers: Map<string, Handler>;
   private readonly connections = new Map<Session, AgentConnection>();
   private readonly clock: Clock;
@@ -136,6 +137,19 @@ export class Gateway {
       ],
       ['BatchUpdateMetadata', metadataHandler({ writer: this.metadata })],
     ]);
+    // One deps object shared by every session (a session holds a reference, not a copy).
+    this.sessionDeps = {
+      store,
+      clock,
+      log,
+      metrics: this.metrics,
+      agentMetrics: this.agentMetrics,
+      refreshBatcher: this.refreshBatcher,
+      registry: this.registry,
+      recordConnection: (agentId, e) => this.connectionTimes.set(agentId, e),
+      cacheEnabled: config.workspaceCache,
+      refreshIntervalMs: config.workspaceRefreshIntervalMs,
+    };
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
@@ -227,22 +241,7 @@ export class Gateway {
   }
 
   private open(ws: WebSocket, row: AgentWorkspaceRow, token: string): void {
-    const session = new Session(
-      {
-        store: this.store,
-        clock: this.clock,
-        log: this.log,
-        metrics: this.metrics,
-        agentMetrics: this.agentMetrics,
-        refreshBatcher: this.refreshBatcher,
-        registry: this.registry,
-        recordConnection: (agentId, e) => this.connectionTimes.set(agentId, e),
-        cacheEnabled: this.opts.config.workspaceCache,
-        refreshIntervalMs: this.opts.config.workspaceRefreshIntervalMs,
-      },
-      row,
-      token,
-    );
+    const session = new Session(this.sessionDeps, row, token);
     const conn = new AgentConnection(ws, session, {
       handlers: this.handlers,
       metrics: this.metrics,

@@ -109,35 +109,31 @@ export class AgentConnection {
     try {
       msg = JSON.parse(text);
     } catch {
-      this.send(
-        this.reject('unknown', 'null', this.take() ? RpcError.ParseError : RpcError.RateLimited),
-        t0,
-        'unknown',
-      );
+      this.send(this.reject('unknown', 'null', this.take() ? RpcError.ParseError : RpcError.RateLimited));
       return;
     }
     if (Array.isArray(msg)) {
       if (msg.length === 0) {
         const code = this.take() ? RpcError.InvalidRequest : RpcError.RateLimited;
-        this.send(this.reject('unknown', 'null', code), t0, 'unknown');
+        this.send(this.reject('unknown', 'null', code));
         return;
       }
       const answers = msg.map((el) => this.one(el, t0));
       if (answers.some((a) => a instanceof Promise)) {
         this.track(
-          Promise.all(answers).then((list) => this.sendBatch(list as Answer[], t0)),
+          Promise.all(answers).then((list) => this.sendBatch(list as Answer[])),
           answers.length,
         );
-      } else this.sendBatch(answers as Answer[], t0);
+      } else this.sendBatch(answers as Answer[]);
       return;
     }
     const answer = this.one(msg, t0);
     if (answer instanceof Promise)
       this.track(
-        answer.then((a) => this.send(a, t0, 'unknown')),
+        answer.then((a) => this.send(a)),
         1,
       );
-    else this.send(answer, t0, 'unknown');
+    else this.send(answer);
   }
 
   /** Processes one request or notification; returns its answer text (undefined for a notification). */
@@ -252,12 +248,12 @@ export class AgentConnection {
     }
   }
 
-  private sendBatch(list: Answer[], t0: number): void {
+  private sendBatch(list: Answer[]): void {
     const parts = list.filter((a): a is string => a !== undefined);
-    if (parts.length > 0) this.send(`[${parts.join(',')}]`, t0, 'unknown');
+    if (parts.length > 0) this.send(`[${parts.join(',')}]`);
   }
 
-  private send(text: Answer, _t0: number, _method: FrameMethod): void {
+  private send(text: Answer): void {
     if (text === undefined || this.closing || this.ws.readyState !== 1) return;
     // Answers of one committed batch settle together: cork the TCP socket so they leave in one write.
     if (!this.corked) {
