@@ -178,7 +178,8 @@ export class PgStore implements Store {
 
   /**
    * SPEC §4 BatchUpdateMetadata, for a whole batch in one statement: only declared keys are updated
-   * (the join), then one NOTIFY per agent (per chunk of keys) lists the keys written.
+   * (the join), then one NOTIFY per agent (per chunk of keys) lists the keys written. Payloads are
+   * compact JSON, as Coder's publishers write them.
    */
   async updateMetadataBatch(
     rows: MetadataRow[],
@@ -215,7 +216,8 @@ export class PgStore implements Store {
         returning m.workspace_agent_id as agent_id, m.key::text as key, i.chunk
       ), notified as (
         select pg_notify('workspace_agent_metadata:' || agent_id,
-                         json_build_object('collected_at', ${collectedAt}::text, 'keys', json_agg(key))::text)
+                         '{"collected_at":' || to_json(${collectedAt}::text)::text
+                         || ',"keys":[' || string_agg(to_json(key)::text, ',') || ']}')
         from updated group by agent_id, chunk
       )
       select u.agent_id, u.key from updated u cross join (select count(*) from notified) n`,
@@ -271,7 +273,7 @@ export class PgStore implements Store {
         returning b.id
       ), notified as (
         select pg_notify('workspace_owner:' || owner_id,
-                         json_build_object('kind', 'stats_update', 'workspace_id', workspace_id)::text)
+                         '{"kind":"stats_update","workspace_id":"' || workspace_id || '"}')
         from unnest(${rows.map((r) => r.workspaceId)}::uuid[], ${rows.map((r) => r.ownerId)}::uuid[])
           as o(workspace_id, owner_id)
       )
