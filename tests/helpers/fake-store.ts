@@ -316,19 +316,17 @@ export class FakeStore implements Store {
     );
   }
 
-  updateMetadataBatch(rows: MetadataRow[], collectedAt: string, signal?: AbortSignal): Promise<Map<string, string[]>> {
+  updateMetadataBatch(rows: MetadataRow[], collectedAt: string, signal?: AbortSignal): Promise<number> {
     return this.call(
       'updateMetadataBatch',
       [rows, collectedAt],
       () => {
-        const written = new Map<string, string[]>();
+        let written = 0;
         for (const r of rows) {
           const declared = this.metadata.get(r.agentId);
           if (!declared?.has(r.key)) continue;
           declared.set(r.key, { value: r.value, error: r.error, collectedAt });
-          const keys = written.get(r.agentId) ?? [];
-          keys.push(r.key);
-          written.set(r.agentId, keys);
+          written++;
         }
         return written;
       },

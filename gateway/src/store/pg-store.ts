@@ -153,7 +153,8 @@ export class PgStore implements Store {
 
   /** SPEC §4/§7: one statement per batch; ids are the gateway's, so a retried batch is idempotent. */
   async insertStatsBatch(rows: StatsRow[], signal?: AbortSignal): Promise<void> {
-    const col = <K extends keyof StatsRow>(k: K) => rows.map((r) => r[k]);
+    // The batch travels as one JSON text (JSON.stringify is native; per-element array escaping in
+    // postgres.js cost more). `::text::json` keeps postgres.js from encoding the string again.
     await cancellable(
       signal,
       this.batchSql`
@@ -161,17 +162,14 @@ export class PgStore implements Store {
         id, created_at, user_id, agent_id, workspace_id, template_id, connections_by_proto, connection_count,
         rx_packets, rx_bytes, tx_packets, tx_bytes, connection_median_latency_ms,
         session_count_vscode, session_count_jetbrains, session_count_reconnecting_pty, session_count_ssh)
-      select id, created_at, user_id, agent_id, workspace_id, template_id, cbp::jsonb, cc,
-             rxp, rxb, txp, txb, lat, vs, jb, rpty, ssh
-      from unnest(
-        ${col('id')}::uuid[], ${col('createdAt')}::text[]::timestamptz[], ${col('userId')}::uuid[],
-        ${col('agentId')}::uuid[], ${col('workspaceId')}::uuid[], ${col('templateId')}::uuid[],
-        ${col('connectionsByProto')}::text[], ${col('connectionCount')}::bigint[],
-        ${col('rxPackets')}::bigint[], ${col('rxBytes')}::bigint[], ${col('txPackets')}::bigint[], ${col('txBytes')}::bigint[],
-        ${col('connectionMedianLatencyMs')}::float8[],
-        ${col('sessionCountVscode')}::bigint[], ${col('sessionCountJetbrains')}::bigint[],
-        ${col('sessionCountReconnectingPty')}::bigint[], ${col('sessionCountSsh')}::bigint[]
-      ) as u(id, created_at, user_id, agent_id, workspace_id, template_id, cbp, cc, rxp, rxb, txp, txb, lat, vs, jb, rpty, ssh)
+      select id, "createdAt", "userId", "agentId", "workspaceId", "templateId", "connectionsByProto"::jsonb,
+             "connectionCount", "rxPackets", "rxBytes", "txPackets", "txBytes", "connectionMedianLatencyMs",
+             "sessionCountVscode", "sessionCountJetbrains", "sessionCountReconnectingPty", "sessionCountSsh"
+      from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(
+        id uuid, "createdAt" timestamptz, "userId" uuid, "agentId" uuid, "workspaceId" uuid, "templateId" uuid,
+        "connectionsByProto" text, "connectionCount" bigint, "rxPackets" bigint, "rxBytes" bigint,
+        "txPackets" bigint, "txBytes" bigint, "connectionMedianLatencyMs" float8, "sessionCountVscode" bigint,
+        "sessionCountJetbrains" bigint, "sessionCountReconnectingPty" bigint, "sessionCountSsh" bigint)
       on conflict (id) do nothing`,
     );
   }
@@ -181,38 +179,35 @@ export class PgStore implements Store {
    * (the join), then one NOTIFY per agent (per chunk of keys) lists the keys written. Payloads are
    * compact JSON, as Coder's publishers write them.
    */
-  async updateMetadataBatch(
-    rows: MetadataRow[],
-    collectedAt: string,
-    signal?: AbortSignal,
-  ): Promise<Map<string, string[]>> {
+  async updateMetadataBatch(rows: MetadataRow[], collectedAt: string, signal?: AbortSignal): Promise<number> {
     // Assign each row to a notification chunk so that no payload reaches the 8000-byte limit.
-    const chunk: number[] = [];
+    const input: (MetadataRow & { chunk: number })[] = [];
     const budget = new Map<string, { chunk: number; bytes: number }>();
     for (const r of rows) {
-      const b = budget.get(r.agentId) ?? { chunk: 0, bytes: 0 };
+      let b = budget.get(r.agentId);
+      if (!b) {
+        b = { chunk: 0, bytes: 0 };
+        budget.set(r.agentId, b);
+      }
       const size = Buffer.byteLength(JSON.stringify(r.key)) + 1;
       if (b.bytes + size > NOTIFY_KEYS_CHUNK_BYTES) {
         b.chunk++;
         b.bytes = 0;
       }
       b.bytes += size;
-      budget.set(r.agentId, b);
-      chunk.push(b.chunk);
+      input.push({ agentId: r.agentId, key: r.key, value: r.value, error: r.error, chunk: b.chunk });
     }
-    const written = await cancellable(
+    const [result] = await cancellable(
       signal,
-      this.batchSql<{ agent_id: string; key: string }[]>`
+      this.batchSql<{ written: number }[]>`
       with input as (
-        select * from unnest(
-          ${rows.map((r) => r.agentId)}::uuid[], ${rows.map((r) => r.key)}::text[],
-          ${rows.map((r) => r.value)}::text[], ${rows.map((r) => r.error)}::text[], ${chunk}::int[]
-        ) as i(agent_id, key, value, error, chunk)
+        select * from json_to_recordset(${JSON.stringify(input)}::text::json)
+          as i("agentId" uuid, key text, value text, error text, chunk int)
       ), updated as (
         update workspace_agent_metadata m
         set value = i.value, error = i.error, collected_at = ${collectedAt}::text::timestamptz
         from input i
-        where m.workspace_agent_id = i.agent_id and m.key = i.key
+        where m.workspace_agent_id = i."agentId" and m.key = i.key
         returning m.workspace_agent_id as agent_id, m.key::text as key, i.chunk
       ), notified as (
         select pg_notify('workspace_agent_metadata:' || agent_id,
@@ -220,15 +215,9 @@ export class PgStore implements Store {
                          || ',"keys":[' || string_agg(to_json(key)::text, ',') || ']}')
         from updated group by agent_id, chunk
       )
-      select u.agent_id, u.key from updated u cross join (select count(*) from notified) n`,
+      select (select count(*) from updated)::int as written, (select count(*) from notified)::int as notified`,
     );
-    const out = new Map<string, string[]>();
-    for (const w of written) {
-      const list = out.get(w.agent_id);
-      if (list) list.push(w.key);
-      else out.set(w.agent_id, [w.key]);
-    }
-    return out;
+    return result?.written ?? 0;
   }
 
   /**

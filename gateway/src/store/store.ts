@@ -80,8 +80,8 @@ export interface Store {
   refreshIdentities(pairs: { agentId: string; workspaceId: string }[]): Promise<RefreshRow[]>;
   /** `signal` cancels the statement on the server (group commit gives up on a stalled attempt). */
   insertStatsBatch(rows: StatsRow[], signal?: AbortSignal): Promise<void>;
-  /** Updates declared keys and notifies per agent in the same statement; returns the keys written. */
-  updateMetadataBatch(rows: MetadataRow[], collectedAt: string, signal?: AbortSignal): Promise<Map<string, string[]>>;
+  /** Updates declared keys and notifies per agent in the same statement; resolves to the rows written. */
+  updateMetadataBatch(rows: MetadataRow[], collectedAt: string, signal?: AbortSignal): Promise<number>;
   bumpAndNotifyActivity(rows: ActivityRow[]): Promise<void>;
   markWorkspacesUsed(workspaceIds: string[], at: string): Promise<void>;
   updateAgentConnections(rows: AgentConnectionRow[]): Promise<void>;
