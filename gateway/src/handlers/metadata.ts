@@ -12,7 +12,7 @@ import type { MetadataUpdate, MetadataWrite } from '../store/frame-writers.js';
 import { compile, schemaErrors, stripNul } from './params.js';
 import { type WriteReply, writeOutcome } from './reply.js';
 import { notAuthorized } from './stats.js';
-import type { Handler, HandlerOutcome } from './types.js';
+import { constantResult, type Handler, type HandlerOutcome } from './types.js';
 
 const check = compile(BatchUpdateMetadataParams);
 
@@ -20,7 +20,7 @@ export interface MetadataDeps {
   writer: BatchWriter<MetadataWrite>;
 }
 
-const ok: HandlerOutcome = { result: {} };
+const ok = constantResult({});
 
 /** Cuts `s` to at most `limit` UTF-8 bytes without splitting a character. */
 export function truncateUtf8(s: string, limit: number): string {

@@ -17,7 +17,7 @@ import { uuidv7 } from '../store/ids.js';
 import type { StatsRow } from '../store/store.js';
 import { compile, invalidParams, schemaErrors, stripNul, toInt } from './params.js';
 import { type WriteReply, writeOutcome } from './reply.js';
-import type { Handler, HandlerOutcome } from './types.js';
+import { constantResult, type Handler, type HandlerOutcome } from './types.js';
 
 const check = compile(UpdateStatsParams);
 
@@ -42,7 +42,7 @@ export interface StatsDeps {
 }
 
 export function statsHandler(deps: StatsDeps): Handler {
-  const intervalOnly: HandlerOutcome = { result: { reportInterval: deps.reportInterval } satisfies UpdateStatsResult };
+  const intervalOnly = constantResult({ reportInterval: deps.reportInterval } satisfies UpdateStatsResult);
   return (session, params) => {
     const p = params === undefined ? {} : params;
     if (!check.Check(p)) return schemaErrors(check, p);

@@ -12,7 +12,7 @@ export class GatewayMetrics {
   readonly registry = new client.Registry();
   readonly sessions: client.Gauge;
   private readonly frames: client.Counter<'method' | 'outcome'>;
-  private readonly frameChildren = new Map<string, client.Counter.Internal>();
+  private readonly frameChildren = {} as Record<FrameMethod, Record<FrameOutcome, client.Counter.Internal>>;
   private readonly lookups: Record<LookupReason, client.Counter.Internal>;
   readonly cacheHit: client.Counter.Internal;
   readonly cacheMiss: client.Counter.Internal;
@@ -33,12 +33,14 @@ export class GatewayMetrics {
       labelNames: ['method', 'outcome'],
       registers,
     });
-    for (const m of FRAME_METHODS)
+    for (const m of FRAME_METHODS) {
+      this.frameChildren[m] = {} as Record<FrameOutcome, client.Counter.Internal>;
       for (const o of FRAME_OUTCOMES) {
         const child = this.frames.labels(m, o);
         child.inc(0);
-        this.frameChildren.set(`${m}|${o}`, child);
+        this.frameChildren[m][o] = child;
       }
+    }
     const lookups = new client.Counter({
       name: 'agentgate_workspace_lookups_total',
       help: 'Workspace queries by reason (one per query).',
@@ -95,7 +97,7 @@ export class GatewayMetrics {
   }
 
   frame(method: FrameMethod, outcome: FrameOutcome): void {
-    this.frameChildren.get(`${method}|${outcome}`)!.inc();
+    this.frameChildren[method][outcome].inc();
   }
 
   lookup(reason: LookupReason): void {

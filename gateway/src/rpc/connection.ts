@@ -207,7 +207,7 @@ export class AgentConnection {
     this.deps.metrics.ack(method, (performance.now() - t0) / 1000);
     if (id === undefined) return undefined;
     if (o.error) return `{"jsonrpc":"2.0","id":${id},"error":${JSON.stringify(o.error)}}`;
-    return `{"jsonrpc":"2.0","id":${id},"result":${JSON.stringify(o.result)}}`;
+    return `{"jsonrpc":"2.0","id":${id},"result":${o.json ?? JSON.stringify(o.result)}}`;
   }
 
   private count(method: FrameMethod, outcome: FrameOutcome): undefined {
