@@ -91,6 +91,9 @@ export class AgentConnection {
 
   onMessage(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
     this.lastSeen = this.deps.clock.now();
+    // Once our close frame is out, an answer can no longer reach the agent: a frame that arrives now
+    // is neither processed nor persisted (the agent sends it again after reconnecting).
+    if (this.closing) return;
     if (isBinary) {
       this.close(CloseCode.UnsupportedData);
       return;
