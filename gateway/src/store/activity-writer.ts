@@ -32,6 +32,8 @@ export class ActivityWriter {
     this.bumps = new KeyedFlusher<Activity>({
       name: 'activity',
       delayMs: opts.bumpDelayMs,
+      // Each statement NOTIFYs once per workspace; small statements keep the NOTIFY lock short.
+      maxBatch: 250,
       clock,
       log,
       merge: (_older, newer) => newer,

@@ -52,27 +52,20 @@ export class KeyedFlusher<V> {
     }, ms);
   }
 
-  /** Writes everything pending now; resolves when written or failed (failures stay pending). */
+  /**
+   * Writes everything pending now, in statements of at most `maxBatch` entries (short transactions:
+   * a NOTIFY holds a database-wide lock until its commit); resolves when written or failed
+   * (failures stay pending).
+   */
   async flush(): Promise<void> {
-    if (this.inFlight) {
-      await this.inFlight;
-      if (this.pending.size === 0) return;
-    }
+    if (this.inFlight) await this.inFlight;
     if (this.pending.size === 0) return;
+    const entries = [...this.pending];
+    this.pending = new Map();
     const max = this.opts.maxBatch ?? 5000;
-    let entries: [string, V][];
-    if (this.pending.size <= max) {
-      entries = [...this.pending];
-      this.pending = new Map();
-    } else {
-      entries = [];
-      for (const e of this.pending) {
-        entries.push(e);
-        if (entries.length >= max) break;
-      }
-      for (const [k] of entries) this.pending.delete(k);
-    }
-    this.inFlight = this.run(entries);
+    this.inFlight = (async () => {
+      for (let i = 0; i < entries.length; i += max) await this.run(entries.slice(i, i + max));
+    })();
     await this.inFlight;
     this.inFlight = undefined;
     if (this.pending.size > 0 && this.opts.delayMs !== null) {
