@@ -44,9 +44,10 @@ describe('§7 crash (SIGKILL)', () => {
     await new Promise((r) => setTimeout(r, 1500));
     const total = () => [...acked.values()].reduce((a, b) => a + b, 0);
     assert.ok(total() > 100, `only ${total()} frames acknowledged before the kill`);
-    gw.child.kill('SIGKILL');
+    const killed = gw.stop('SIGKILL');
     stop = true;
     await Promise.all(loops);
+    await killed;
     for (const c of clients) await c.close();
     for (const f of fixtures) {
       const rows = await countStats(db.sql, f.agentId);

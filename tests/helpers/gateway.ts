@@ -57,7 +57,14 @@ export async function startGateway(opts: StartOptions): Promise<GatewayProcess> 
   };
   createInterface({ input: child.stdout! }).on('line', onLine);
   createInterface({ input: child.stderr! }).on('line', onLine);
+  let stopping = false;
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // A gateway that dies on its own is a bug: show what it said last, so the failure can be read.
+  void exited.then((code) => {
+    if (!stopping) {
+      process.stderr.write(`gateway exited unexpectedly with ${code}; last output:\n${lines.slice(-60).join('\n')}\n`);
+    }
+  });
 
   const waitForLog = (pred: (e: Record<string, unknown>) => boolean, timeoutMs = 10_000) => {
     for (const l of lines) {
@@ -99,6 +106,7 @@ export async function startGateway(opts: StartOptions): Promise<GatewayProcess> 
     waitForLog,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      stopping = true;
       child.kill(signal);
       const t = setTimeout(() => child.kill('SIGKILL'), 40_000);
       const code = await exited;
