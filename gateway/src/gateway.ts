@@ -22,9 +22,9 @@ import { SessionRegistry } from './session/registry.js';
 import { type AgentConnectionEvent, Session, type SessionDeps } from './session/session.js';
 import { ActivityWriter } from './store/activity-writer.js';
 import type { BatchWriter } from './store/batch-writer.js';
-import { createFrameWriters, type MetadataWrite, type StatsWrite } from './store/frame-writers.js';
+import { createFrameWriters, type MetadataWrite } from './store/frame-writers.js';
 import { KeyedFlusher } from './store/keyed-flusher.js';
-import type { AgentWorkspaceRow, Store } from './store/store.js';
+import type { AgentWorkspaceRow, StatsRow, Store } from './store/store.js';
 import { WriteBuffer } from './store/write-buffer.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -59,7 +59,7 @@ export class Gateway {
   readonly registry = new SessionRegistry<Session>();
   readonly health: DbHealth;
   readonly wss: WebSocketServer;
-  readonly stats: BatchWriter<StatsWrite>;
+  readonly stats: BatchWriter<StatsRow>;
   readonly metadata: BatchWriter<MetadataWrite>;
   readonly activity: ActivityWriter;
   private readonly connectionTimes: KeyedFlusher<AgentConnectionEvent>;

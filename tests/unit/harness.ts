@@ -14,7 +14,8 @@ import { SessionRegistry } from '../../gateway/src/session/registry.ts';
 import { type AgentConnectionEvent, type RevokeReason, Session } from '../../gateway/src/session/session.ts';
 import { ActivityWriter } from '../../gateway/src/store/activity-writer.ts';
 import type { BatchWriter } from '../../gateway/src/store/batch-writer.ts';
-import { createFrameWriters, type MetadataWrite, type StatsWrite } from '../../gateway/src/store/frame-writers.ts';
+import { createFrameWriters, type MetadataWrite } from '../../gateway/src/store/frame-writers.ts';
+import type { StatsRow } from '../../gateway/src/store/store.ts';
 import { WriteBuffer } from '../../gateway/src/store/write-buffer.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { type Fixture, FakeStore } from '../helpers/fake-store.ts';
@@ -76,7 +77,7 @@ export class Harness {
   readonly agentMetrics: AgentMetrics;
   readonly refreshBatcher: RefreshBatcher;
   readonly buffer: WriteBuffer;
-  readonly statsWriter: BatchWriter<StatsWrite>;
+  readonly statsWriter: BatchWriter<StatsRow>;
   readonly metadataWriter: BatchWriter<MetadataWrite>;
   readonly activity: ActivityWriter;
   readonly log: Logger;

@@ -7,10 +7,10 @@ import {
   RpcError,
   RpcErrorMessage,
 } from '@agentgate/shared';
-import type { BatchWriter } from '../store/batch-writer.js';
+import type { BatchWriter, WriteDone } from '../store/batch-writer.js';
 import type { MetadataUpdate, MetadataWrite } from '../store/frame-writers.js';
 import { compile, schemaErrors, stripNul } from './params.js';
-import { type WriteReply, writeOutcome } from './reply.js';
+import { writeOutcome } from './reply.js';
 import { notAuthorized } from './stats.js';
 import { constantResult, type Handler, type HandlerOutcome } from './types.js';
 
@@ -87,7 +87,7 @@ export function metadataHandler(deps: MetadataDeps): Handler {
       if (identity === null) return notAuthorized;
       if (updates.length === 0) return answer;
       return new Promise<HandlerOutcome>((resolve) => {
-        const reply: WriteReply = (outcome, correlationId) =>
+        const reply: WriteDone = (outcome, correlationId) =>
           resolve(outcome === 'ok' ? answer : writeOutcome(outcome, correlationId));
         deps.writer.submit({ agentId: session.subject.agentId, updates }, reply);
       });

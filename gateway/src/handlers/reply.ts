@@ -1,9 +1,7 @@
 // Maps a group-commit outcome to the frame's answer.
 import { RpcError, RpcErrorMessage } from '@agentgate/shared';
-import type { WriteDone, WriteOutcome } from '../store/batch-writer.js';
+import type { WriteOutcome } from '../store/batch-writer.js';
 import type { HandlerOutcome } from './types.js';
-
-export type WriteReply = WriteDone;
 
 const unavailable: HandlerOutcome = {
   error: { code: RpcError.Unavailable, message: RpcErrorMessage[RpcError.Unavailable] },

@@ -11,12 +11,11 @@ import {
 import type { AgentMetrics } from '../ops/agent-metrics.js';
 import type { Clock } from '../ops/clock.js';
 import type { ActivityWriter } from '../store/activity-writer.js';
-import type { BatchWriter } from '../store/batch-writer.js';
-import type { StatsWrite } from '../store/frame-writers.js';
+import type { BatchWriter, WriteDone } from '../store/batch-writer.js';
 import { uuidv7 } from '../store/ids.js';
 import type { StatsRow } from '../store/store.js';
 import { compile, invalidParams, schemaErrors, stripNul, toInt } from './params.js';
-import { type WriteReply, writeOutcome } from './reply.js';
+import { writeOutcome } from './reply.js';
 import { constantResult, type Handler, type HandlerOutcome } from './types.js';
 
 const check = compile(UpdateStatsParams);
@@ -34,7 +33,7 @@ const INT_FIELDS = [
 ] as const;
 
 export interface StatsDeps {
-  writer: BatchWriter<StatsWrite>;
+  writer: BatchWriter<StatsRow>;
   activity: ActivityWriter;
   agentMetrics: AgentMetrics;
   clock: Clock;
@@ -65,7 +64,7 @@ export function statsHandler(deps: StatsDeps): Handler {
       r.templateId = s.templateId;
       const activity = r.connectionCount > 0;
       return new Promise<HandlerOutcome>((resolve) => {
-        const reply: WriteReply = (outcome, correlationId) => {
+        const reply: WriteDone = (outcome, correlationId) => {
           if (outcome !== 'ok') return resolve(writeOutcome(outcome, correlationId));
           if (stats.metrics && stats.metrics.length > 0) {
             deps.agentMetrics.update(
@@ -89,7 +88,7 @@ export function statsHandler(deps: StatsDeps): Handler {
           }
           resolve(intervalOnly);
         };
-        deps.writer.submit({ row: r, activity }, reply);
+        deps.writer.submit(r, reply);
       });
     };
     return auth instanceof Promise ? auth.then(finish) : finish(auth);

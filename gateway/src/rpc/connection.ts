@@ -85,10 +85,6 @@ export class AgentConnection {
     };
   }
 
-  get outstanding(): number {
-    return this.unanswered;
-  }
-
   onMessage(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
     this.lastSeen = this.deps.clock.now();
     // Once our close frame is out, an answer can no longer reach the agent: a frame that arrives now

@@ -90,11 +90,6 @@ export class BatchWriter<T> {
     this.sweeper.unref?.();
   }
 
-  /** Entries waiting or in flight. */
-  get pending(): number {
-    return this.queue.length + (this.inFlight ? 1 : 0);
-  }
-
   /** Resolves when nothing is queued or in flight. */
   idle(): Promise<void> {
     if (this.queue.length === 0 && !this.inFlight) return Promise.resolve();

@@ -5,11 +5,6 @@ import { BatchWriter, type BatchWriterHooks } from './batch-writer.js';
 import type { MetadataRow, StatsRow, Store } from './store.js';
 import type { WriteBuffer } from './write-buffer.js';
 
-export interface StatsWrite {
-  row: StatsRow;
-  activity: boolean;
-}
-
 export interface MetadataUpdate {
   key: string;
   value: string;
@@ -35,7 +30,7 @@ export function metadataRows(items: MetadataWrite[]): MetadataRow[] {
 }
 
 export interface FrameWriters {
-  stats: BatchWriter<StatsWrite>;
+  stats: BatchWriter<StatsRow>;
   metadata: BatchWriter<MetadataWrite>;
 }
 
@@ -53,18 +48,14 @@ export function createFrameWriters(o: {
     onBatch: (n) => o.onBatch?.(table, n),
   });
   return {
-    stats: new BatchWriter<StatsWrite>({
+    stats: new BatchWriter<StatsRow>({
       name: 'workspace_agent_stats',
       maxBatch: 2000,
       buffer,
       clock,
       log,
       hooks: hooksFor('workspace_agent_stats'),
-      write: (items, signal) =>
-        store.insertStatsBatch(
-          items.map((i) => i.row),
-          signal,
-        ),
+      write: (rows, signal) => store.insertStatsBatch(rows, signal),
     }),
     metadata: new BatchWriter<MetadataWrite>({
       name: 'workspace_agent_metadata',

@@ -19,11 +19,3 @@ export function formatProtoDuration(ms: number): string {
   if (frac === 0) return `${whole}s`;
   return `${whole}.${String(frac).padStart(3, '0')}s`;
 }
-
-/** Parses a protojson Duration (`"30s"`, `"0.500s"`) into milliseconds. */
-export function parseProtoDuration(text: string): number | undefined {
-  const m = /^(-?\d+)(?:\.(\d{1,9}))?s$/.exec(text);
-  if (!m) return undefined;
-  const frac = m[2] ? Number(`0.${m[2]}`) : 0;
-  return Number(m[1]) * 1000 + Math.round(frac * 1000);
-}
