@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { RPC_PATH } from '@agentgate/shared';
 import { type Config, loadConfig } from './config.js';
-import { Gateway } from './gateway.js';
+import { Gateway } from './hub/gateway.js';
 import { createHttpServer } from './http/server.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './ops/embedded-postgres.js';
 import { createLogger, type Logger } from './ops/log.js';

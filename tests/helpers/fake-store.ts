@@ -3,16 +3,8 @@
 // exactly which queries ran (STYLE: Coder's agentapi tests), not only what came back.
 import { randomUUID } from 'node:crypto';
 import { PREBUILDS_OWNER_ID } from '@agentgate/shared';
-import type {
-  ActivityRow,
-  AgentConnectionRow,
-  AgentWorkspaceRow,
-  MetadataRow,
-  RefreshRow,
-  StatsRow,
-  Store,
-  WorkspaceRow,
-} from '../../gateway/src/store/store.ts';
+import type { AgentWorkspaceRow, RefreshRow, WorkspaceRow } from '../../gateway/src/domain.ts';
+import type { ActivityRow, AgentConnectionRow, MetadataRow, StatsRow, Store } from '../../gateway/src/store/store.ts';
 
 export type StoreMethod = keyof Store;
 

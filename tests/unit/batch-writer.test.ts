@@ -9,7 +9,6 @@ import type { StatsRow } from '../../gateway/src/store/store.ts';
 import { WriteBuffer } from '../../gateway/src/store/write-buffer.ts';
 import { FakeClock, settle } from '../helpers/fake-clock.ts';
 import { connectionRefused, FakeStore, invalidText } from '../helpers/fake-store.ts';
-import { captureLogger } from './harness.ts';
 
 function row(rxBytes = 0): StatsRow {
   return {
@@ -35,7 +34,7 @@ function row(rxBytes = 0): StatsRow {
 
 interface Answer {
   outcome: WriteOutcome;
-  correlationId: string | undefined;
+  err: unknown;
   /** Fake time of the answer. */
   at: number;
 }
@@ -44,7 +43,6 @@ function setup(opts: { capacity?: number; maxBatch?: number; answerDeadlineMs?: 
   const clock = new FakeClock();
   const store = new FakeStore(clock);
   const buffer = new WriteBuffer(opts.capacity ?? 1000);
-  const { log, lines } = captureLogger();
   const events = { success: 0, failure: 0, batches: [] as number[] };
   const writer = new BatchWriter<StatsRow>({
     name: 'workspace_agent_stats',
@@ -52,7 +50,6 @@ function setup(opts: { capacity?: number; maxBatch?: number; answerDeadlineMs?: 
     write: (items, signal) => store.insertStatsBatch(items, signal),
     buffer,
     clock,
-    log,
     hooks: {
       onSuccess: () => events.success++,
       onFailure: () => events.failure++,
@@ -62,13 +59,13 @@ function setup(opts: { capacity?: number; maxBatch?: number; answerDeadlineMs?: 
   });
   const answers = new Map<StatsRow, Answer>();
   const submit = (r: StatsRow = row()) => {
-    writer.submit(r, (outcome, correlationId) => {
+    writer.submit(r, (outcome, err) => {
       assert.equal(answers.has(r), false, 'done called twice');
-      answers.set(r, { outcome, correlationId, at: clock.now() });
+      answers.set(r, { outcome, err, at: clock.now() });
     });
     return r;
   };
-  return { clock, store, buffer, writer, lines, events, answers, submit };
+  return { clock, store, buffer, writer, events, answers, submit };
 }
 
 describe('BatchWriter', () => {
@@ -258,8 +255,8 @@ describe('BatchWriter', () => {
     );
   });
 
-  test('a non-retryable error in a batch of 3 with one bad item → the two good ok, the bad one internal', async () => {
-    const { store, answers, submit, lines, events } = setup();
+  test('a non-retryable error in a batch of 3 with one bad item → the two good ok, the bad one rejected', async () => {
+    const { store, answers, submit, events } = setup();
     const bad = row(666);
     store.fail('insertStatsBatch', invalidText(), {
       when: (args) => (args[0] as StatsRow[]).some((r) => r.id === bad.id),
@@ -271,21 +268,19 @@ describe('BatchWriter', () => {
     assert.equal(answers.get(a)?.outcome, 'ok');
     assert.equal(answers.get(c)?.outcome, 'ok');
     const b = answers.get(bad);
-    assert.equal(b?.outcome, 'internal');
-    assert.match(b?.correlationId ?? '', /^[0-9a-f]{8}$/);
+    assert.equal(b?.outcome, 'rejected');
+    assert.equal((b?.err as { code?: string })?.code, '22P02', "the database's reason comes with the outcome");
     assert.deepEqual(store.statsRows.map((r) => r.id).sort(), [a.id, c.id].sort());
     assert.equal(store.count('insertStatsBatch'), 4, 'the batch, then each item alone');
-    const errLine = lines.find((l) => l.level === 50);
-    assert.equal(errLine?.['correlationId'], b?.correlationId, 'the error is logged with the correlation id');
     assert.equal(events.failure, 0, 'a data error is not a database failure');
   });
 
-  test('a non-retryable error for a lone item → internal, not retried', async () => {
+  test('a non-retryable error for a lone item → rejected, not retried', async () => {
     const { clock, store, answers, submit } = setup();
     store.fail('insertStatsBatch', invalidText());
     const r = submit();
     await settle();
-    assert.equal(answers.get(r)?.outcome, 'internal');
+    assert.equal(answers.get(r)?.outcome, 'rejected');
     await clock.advance(60_000);
     assert.equal(store.count('insertStatsBatch'), 1);
   });

@@ -149,7 +149,7 @@ describe('BatchUpdateMetadata', () => {
       const data = out.error?.data as { errors: { path: string; message: string }[] };
       assert.ok(data.errors.length > 0);
     }
-    assert.equal(h.store.count(), 0);
+    assert.equal(h.callCount(), 0);
     assert.deepEqual(await h.cache(), { hit: 0, miss: 0 });
   });
 
@@ -242,7 +242,7 @@ describe('UpdateStats', () => {
       (unsafe.error!.data as { errors: { path: string }[] }).errors.map((e) => e.path),
       ['/stats/rxBytes'],
     );
-    assert.equal(h.store.count(), 0);
+    assert.equal(h.callCount(), 0);
     assert.deepEqual(await h.cache(), { hit: 0, miss: 0 });
   });
 
@@ -258,7 +258,7 @@ describe('UpdateStats', () => {
       assert.deepEqual(await h.cache(), { hit: 0, miss: 0 });
       assert.equal(await h.lookups('fallback'), 0);
       await h.clock.advance(5000);
-      assert.equal(h.store.count(), 0, `cacheEnabled=${cacheEnabled}`);
+      assert.equal(h.callCount(), 0, `cacheEnabled=${cacheEnabled}`);
     }
   });
 

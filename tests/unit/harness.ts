@@ -1,24 +1,23 @@
-// Wires sessions, writers and handlers the way gateway.ts does, but on a FakeClock and a FakeStore,
-// so a unit test can drive frames and time and then assert exactly which store calls ran.
-import { formatProtoDuration } from '@agentgate/shared';
+// Wires sessions, writers and handlers with the gateway's own wiring (hub/wiring.ts), on a FakeClock
+// and a FakeStore, so a unit test can drive frames and time and then assert exactly which store calls ran.
 import pino from 'pino';
-import { nextAutostart } from '../../gateway/src/handlers/autostart.ts';
-import { metadataHandler } from '../../gateway/src/handlers/metadata.ts';
-import { statsHandler } from '../../gateway/src/handlers/stats.ts';
-import type { HandlerOutcome } from '../../gateway/src/handlers/types.ts';
-import { AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
+import type { RevokeReason } from '../../gateway/src/domain.ts';
+import type { HandlerOutcome } from '../../gateway/src/handlers/outcome.ts';
+import type { Handler } from '../../gateway/src/handlers/types.ts';
+import { type Core, createCore } from '../../gateway/src/hub/wiring.ts';
+import type { AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
 import type { Logger } from '../../gateway/src/ops/log.ts';
-import { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
-import { RefreshBatcher } from '../../gateway/src/session/refresh-batcher.ts';
-import { SessionRegistry } from '../../gateway/src/session/registry.ts';
-import { type AgentConnectionEvent, type RevokeReason, Session } from '../../gateway/src/session/session.ts';
-import { ActivityWriter } from '../../gateway/src/store/activity-writer.ts';
+import type { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
+import type { RefreshBatcher } from '../../gateway/src/session/refresh-batcher.ts';
+import type { SessionRegistry } from '../../gateway/src/session/registry.ts';
+import { type AgentConnectionEvent, Session } from '../../gateway/src/session/session.ts';
+import type { ActivityWriter } from '../../gateway/src/store/activity-writer.ts';
 import type { BatchWriter } from '../../gateway/src/store/batch-writer.ts';
-import { createFrameWriters, type MetadataWrite } from '../../gateway/src/store/frame-writers.ts';
+import type { MetadataWrite } from '../../gateway/src/store/frame-writers.ts';
 import type { StatsRow } from '../../gateway/src/store/store.ts';
-import { WriteBuffer } from '../../gateway/src/store/write-buffer.ts';
+import type { WriteBuffer } from '../../gateway/src/store/write-buffer.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
-import { type Fixture, FakeStore } from '../helpers/fake-store.ts';
+import { type Fixture, FakeStore, type StoreMethod } from '../helpers/fake-store.ts';
 
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 export const MINUTE = 60_000;
@@ -72,8 +71,10 @@ export interface HarnessOptions {
 export class Harness {
   readonly clock = new FakeClock();
   readonly store = new FakeStore(this.clock);
-  readonly metrics = new GatewayMetrics();
-  readonly registry = new SessionRegistry<Session>();
+  /** The same wiring as the gateway (hub/wiring.ts), on the fake clock and store. */
+  readonly core: Core;
+  readonly metrics: GatewayMetrics;
+  readonly registry: SessionRegistry<Session>;
   readonly agentMetrics: AgentMetrics;
   readonly refreshBatcher: RefreshBatcher;
   readonly buffer: WriteBuffer;
@@ -87,63 +88,71 @@ export class Harness {
   /** Every onRevoke call, per session. */
   readonly revokes = new Map<Session, RevokeReason[]>();
   readonly refreshIntervalMs: number;
-  private readonly cacheEnabled: boolean;
   private readonly random: () => number;
-  private readonly statsHandler;
-  private readonly metadataHandler;
+  private readonly statsHandler: Handler;
+  private readonly metadataHandler: Handler;
 
   constructor(opts: HarnessOptions = {}) {
     const { clock, store } = this;
     const captured = captureLogger();
     this.log = captured.log;
     this.lines = captured.lines;
-    this.cacheEnabled = opts.cacheEnabled ?? true;
     this.refreshIntervalMs = opts.refreshIntervalMs ?? 5 * MINUTE;
     this.random = opts.random ?? (() => 0.5);
-    const reportMs = opts.statsReportIntervalMs ?? 30_000;
-    this.agentMetrics = new AgentMetrics(2 * reportMs, (n) => this.metrics.agentMetricsDropped.inc(n));
-    this.refreshBatcher = new RefreshBatcher(store, clock, () => this.metrics.lookup('refresh'));
-    this.buffer = new WriteBuffer(opts.writeBuffer ?? 1000);
-    const hooks = { onSuccess: () => {}, onFailure: () => {} };
-    const log = this.log;
-    this.activity = new ActivityWriter({ store, clock, log, nextAutostart, bumpDelayMs: 200, ...hooks });
-    const writers = createFrameWriters({ store, clock, log, buffer: this.buffer, hooks });
-    this.statsWriter = writers.stats;
-    this.metadataWriter = writers.metadata;
-    this.statsHandler = statsHandler({
-      writer: this.statsWriter,
-      activity: this.activity,
-      agentMetrics: this.agentMetrics,
+    this.core = createCore({
+      config: {
+        workspaceCache: opts.cacheEnabled ?? true,
+        workspaceRefreshIntervalMs: this.refreshIntervalMs,
+        statsReportIntervalMs: opts.statsReportIntervalMs ?? 30_000,
+        writeBuffer: opts.writeBuffer ?? 1000,
+      },
+      store,
       clock,
-      reportInterval: formatProtoDuration(reportMs),
+      log: this.log,
+      activityDelayMs: 200,
+      random: this.random,
     });
-    this.metadataHandler = metadataHandler({ writer: this.metadataWriter });
+    const core = this.core;
+    this.metrics = core.metrics;
+    this.registry = core.registry;
+    this.agentMetrics = core.agentMetrics;
+    this.refreshBatcher = core.sessionDeps.refreshBatcher;
+    this.buffer = core.buffer;
+    this.statsWriter = core.stats;
+    this.metadataWriter = core.metadata;
+    this.activity = core.activity;
+    this.statsHandler = core.handlers.get('UpdateStats')!;
+    this.metadataHandler = core.handlers.get('BatchUpdateMetadata')!;
+    // Observe the connection events on their way to the real flusher.
+    const record = core.sessionDeps.recordConnection;
+    core.sessionDeps.recordConnection = (agentId, event) => {
+      this.connectionEvents.push({ agentId, event });
+      record(agentId, event);
+    };
   }
 
-  /** Opens a session from the token-check row of `fx` (as Gateway.open does) and starts it. */
+  /** Opens a session from the token-check row of `fx` (as the hub's open does) and starts it. */
   connect(fx: Fixture, opts: { row?: Fixture['row']; token?: string } = {}): Session {
-    const session = new Session(
-      {
-        store: this.store,
-        clock: this.clock,
-        log: this.log,
-        metrics: this.metrics,
-        agentMetrics: this.agentMetrics,
-        refreshBatcher: this.refreshBatcher,
-        registry: this.registry,
-        recordConnection: (agentId, event) => this.connectionEvents.push({ agentId, event }),
-        cacheEnabled: this.cacheEnabled,
-        refreshIntervalMs: this.refreshIntervalMs,
-        random: this.random,
-      },
-      opts.row ?? fx.row,
-      opts.token ?? fx.agent.token,
-    );
+    const session = new Session(this.core.sessionDeps, opts.row ?? fx.row, opts.token ?? fx.agent.token);
     const revokes: RevokeReason[] = [];
     this.revokes.set(session, revokes);
     session.onRevoke = (reason) => revokes.push(reason);
     session.start();
     return session;
+  }
+
+  /**
+   * Store calls by method, without the connection timestamps that every connect and close records
+   * (SPEC §5; `connectionEvents` shows those): what the session and handlers themselves ran.
+   */
+  calls(): Partial<Record<StoreMethod, number>> {
+    const { updateAgentConnections: _bookkeeping, ...rest } = this.store.counts();
+    return rest;
+  }
+
+  /** The number of calls() in all. */
+  callCount(): number {
+    return Object.values(this.calls()).reduce((a, n) => a + n, 0);
   }
 
   revokesOf(session: Session): RevokeReason[] {

@@ -2,8 +2,9 @@
 // object (authz/authorize.ts).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { mayUpdate, objectFromIdentity, type Subject } from '../../gateway/src/authz/authorize.ts';
-import { IdentityCache, sameIdentity, type WorkspaceIdentity } from '../../gateway/src/session/identity-cache.ts';
+import { mayUpdate, objectFromIdentity } from '../../gateway/src/authz/authorize.ts';
+import type { Subject, WorkspaceIdentity } from '../../gateway/src/domain.ts';
+import { IdentityCache, sameIdentity } from '../../gateway/src/session/identity-cache.ts';
 import { NIL_UUID } from './harness.ts';
 
 const workspace = (): WorkspaceIdentity => ({

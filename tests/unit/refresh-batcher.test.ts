@@ -15,7 +15,7 @@ describe('RefreshBatcher with sessions', () => {
     h.store.updateWorkspace(fixtures[7]!.workspace.id, { name: 'renamed' });
     await h.clock.advance(h.firstTickDelay() + REFRESH_WINDOW_MS);
 
-    assert.deepEqual(h.store.counts(), { refreshIdentities: 1 });
+    assert.deepEqual(h.calls(), { refreshIdentities: 1 });
     const [pairs] = h.store.argsOf('refreshIdentities')[0] as [{ agentId: string; workspaceId: string }[]];
     assert.equal(pairs.length, 50);
     assert.deepEqual(new Set(pairs.map((p) => p.agentId)), new Set(fixtures.map((fx) => fx.agent.id)));

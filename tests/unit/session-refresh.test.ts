@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PREBUILDS_OWNER_ID, RpcError } from '@agentgate/shared';
 import type { Metric } from '@agentgate/shared';
-import type { RevokeReason, Session } from '../../gateway/src/session/session.ts';
+import type { RevokeReason } from '../../gateway/src/domain.ts';
+import type { Session } from '../../gateway/src/session/session.ts';
 import { connectionRefused, type FakeStore, type Fixture } from '../helpers/fake-store.ts';
 import { Harness, MINUTE, metricValue, REFRESH_WINDOW_MS, statsOk } from './harness.ts';
 
@@ -42,7 +43,7 @@ describe('session refresh timing', () => {
     await h.clock.advance(first + REFRESH_WINDOW_MS - 1);
     assert.equal(h.store.count('refreshIdentities'), 0);
     await h.clock.advance(1);
-    assert.deepEqual(h.store.counts(), { refreshIdentities: 1 });
+    assert.deepEqual(h.calls(), { refreshIdentities: 1 });
     assert.deepEqual(h.store.argsOf('refreshIdentities')[0], [
       [{ agentId: fx.agent.id, workspaceId: fx.workspace.id }],
     ]);
@@ -57,7 +58,7 @@ describe('session refresh timing', () => {
       assert.ok(gap >= h.refreshIntervalMs && gap <= h.refreshIntervalMs + REFRESH_WINDOW_MS, `gap ${gap}`);
     }
     assert.equal(await h.lookups('refresh'), 5);
-    assert.equal(h.store.count(), 5, 'refreshes of an unchanged workspace read and never write');
+    assert.equal(h.callCount(), 5, 'refreshes of an unchanged workspace read and never write');
   });
 });
 
@@ -69,7 +70,7 @@ describe('session refresh outcomes', () => {
     await firstRefresh(h);
     assert.equal(s.lastRefreshOutcome, 'unchanged');
     assert.equal(s.lastRefreshAt, h.clock.now());
-    assert.deepEqual(h.store.counts(), { refreshIdentities: 1 });
+    assert.deepEqual(h.calls(), { refreshIdentities: 1 });
     assert.deepEqual(h.loudLines(), []);
     assert.equal(
       h.lines.filter((l) => l.msg === 'workspace identity changed').length,
@@ -180,7 +181,7 @@ describe('session refresh outcomes', () => {
     assert.equal(changeLines.length, 1);
     assert.equal(changeLines[0]!.level, 20, 'logged at debug');
     assert.deepEqual(h.loudLines(), []);
-    assert.deepEqual(h.store.counts(), { insertStatsBatch: 1, refreshIdentities: 1 }, 'a refresh writes nothing');
+    assert.deepEqual(h.calls(), { insertStatsBatch: 1, refreshIdentities: 1 }, 'a refresh writes nothing');
 
     // The old series is gone at once; the next report is labelled with the new name.
     assert.doesNotMatch(h.agentMetrics.render(h.clock.now()), /workspace_name="dev"/);
@@ -245,7 +246,7 @@ describe('session refresh outcomes', () => {
       assert.deepEqual(h.revokesOf(s), [c.reason]);
       assert.equal(s.revoked, c.reason);
       assert.equal(await refreshOutcome(h, 'revoked'), 1);
-      assert.deepEqual(h.store.counts(), { refreshIdentities: 1 });
+      assert.deepEqual(h.calls(), { refreshIdentities: 1 });
     });
   }
 
@@ -274,7 +275,7 @@ describe('session refresh and close', () => {
     s.close();
     assert.equal(s.identity.cached, false);
     await h.clock.advance(50 * MINUTE + 20 * h.refreshIntervalMs);
-    assert.equal(h.store.count(), 0);
+    assert.equal(h.callCount(), 0);
     assert.equal(h.clock.pending().length, 0);
   });
 
@@ -287,7 +288,7 @@ describe('session refresh and close', () => {
     h.store.resetCalls();
     s.close();
     await h.clock.advance(10 * h.refreshIntervalMs);
-    assert.equal(h.store.count(), 0);
+    assert.equal(h.callCount(), 0);
   });
 
   test('close while the refresh read is in flight: the answer is ignored', async () => {

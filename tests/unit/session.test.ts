@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PREBUILDS_OWNER_ID, RpcError } from '@agentgate/shared';
-import type { HandlerOutcome } from '../../gateway/src/handlers/types.ts';
-import type { RevokeReason } from '../../gateway/src/session/session.ts';
+import type { RevokeReason } from '../../gateway/src/domain.ts';
+import type { HandlerOutcome } from '../../gateway/src/handlers/outcome.ts';
 import type { FakeStore, Fixture } from '../helpers/fake-store.ts';
 import { Harness, NIL_UUID, statsOk } from './harness.ts';
 
@@ -51,7 +51,7 @@ describe('session with the cache on: connect and fast path', () => {
       organizationId: fx.workspace.organizationId,
       templateId: fx.workspace.templateId,
     });
-    assert.equal(h.store.count(), 0, 'connect must not run a second query');
+    assert.equal(h.callCount(), 0, 'connect must not run a second query');
     assert.equal(s.lastRefreshOutcome, 'none');
     assert.equal(s.lastRefreshAt, undefined);
   });
@@ -76,7 +76,7 @@ describe('session with the cache on: connect and fast path', () => {
     const got = s.authorize();
     assert.ok(!(got instanceof Promise), 'the fast path must not wait');
     assert.deepEqual(got, s.identity.get());
-    assert.equal(h.store.count(), 0);
+    assert.equal(h.callCount(), 0);
     assert.deepEqual(await h.cache(), { hit: 1, miss: 0 });
   });
 
@@ -91,7 +91,7 @@ describe('session with the cache on: connect and fast path', () => {
     assert.equal(h.store.count('workspaceByAgentId'), 0);
     assert.equal(h.store.count('refreshIdentities'), 0);
     assert.equal(h.store.workspaceReads(), 0);
-    assert.deepEqual(h.store.counts(), { insertStatsBatch: 2, updateMetadataBatch: 1 });
+    assert.deepEqual(h.calls(), { insertStatsBatch: 2, updateMetadataBatch: 1 });
     assert.deepEqual(await h.cache(), { hit: 3, miss: 0 });
     assert.equal(await h.lookups('fallback'), 0);
     assert.equal(await h.lookups('refresh'), 0);
@@ -279,7 +279,7 @@ describe('session with the cache off', () => {
     assert.deepEqual(h.clock.pending(), []);
     await h.clock.advance(10 * h.refreshIntervalMs);
     assert.equal(h.store.count('refreshIdentities'), 0);
-    assert.equal(h.store.count(), 0);
+    assert.equal(h.callCount(), 0);
     assert.equal(s.lastRefreshOutcome, 'none');
   });
 });
@@ -316,7 +316,7 @@ describe('session close', () => {
     const s = h.connect(h.store.fixture());
     s.close();
     await h.clock.advance(20 * h.refreshIntervalMs);
-    assert.equal(h.store.count(), 0);
+    assert.equal(h.callCount(), 0);
     assert.equal(s.lastRefreshOutcome, 'none');
   });
 
@@ -325,7 +325,7 @@ describe('session close', () => {
     const s = h.connect(h.store.fixture());
     s.close();
     assert.equal(errorCode(await h.stats(s, someStats)), RpcError.NotAuthorized);
-    assert.equal(h.store.count(), 0);
+    assert.equal(h.callCount(), 0);
   });
 
   test('close while a refresh is collected for a batch: the closed session is not queried', async () => {

@@ -1,16 +1,7 @@
 // SPEC §6: the rule an agent's frame must pass, and the object built from a cached identity (the
 // fast path). Coder's dbauthz.WithWorkspaceRBAC: never with ACLs, never the dormant type, and an
 // empty or nil owner/org makes the object unusable (so the caller falls back to the slow path).
-import type { WorkspaceIdentity } from '../session/identity-cache.js';
-
-export interface Subject {
-  agentId: string;
-  agentName: string;
-  workspaceId: string;
-  ownerId: string;
-  organizationId: string;
-  templateId: string;
-}
+import type { Subject, WorkspaceIdentity } from '../domain.js';
 
 export interface WorkspaceObject {
   type: 'workspace' | 'workspace_dormant';

@@ -7,17 +7,18 @@ import {
   RpcError,
   RpcErrorMessage,
 } from '@agentgate/shared';
+import type { Logger } from '../ops/log.js';
 import type { BatchWriter, WriteDone } from '../store/batch-writer.js';
 import type { MetadataUpdate, MetadataWrite } from '../store/frame-writers.js';
+import { constantResult, type HandlerOutcome, notAuthorized, rpcError, writeFailed } from './outcome.js';
 import { compile, schemaErrors, stripNul } from './params.js';
-import { writeOutcome } from './reply.js';
-import { notAuthorized } from './stats.js';
-import { constantResult, type Handler, type HandlerOutcome } from './types.js';
+import type { Handler } from './types.js';
 
 const check = compile(BatchUpdateMetadataParams);
 
 export interface MetadataDeps {
   writer: BatchWriter<MetadataWrite>;
+  log: Logger;
 }
 
 const ok = constantResult({});
@@ -75,20 +76,25 @@ export function metadataHandler(deps: MetadataDeps): Handler {
     const answer: HandlerOutcome =
       droppedKeys.length === 0
         ? ok
-        : {
-            error: {
-              code: RpcError.MetadataKeysTooLong,
-              message: `${RpcErrorMessage[RpcError.MetadataKeysTooLong]}: keys of one call exceed ${METADATA_KEYS_BUDGET_BYTES} bytes`,
-              data: { droppedKeys },
-            },
-          };
+        : rpcError(
+            RpcError.MetadataKeysTooLong,
+            `${RpcErrorMessage[RpcError.MetadataKeysTooLong]}: keys of one call exceed ${METADATA_KEYS_BUDGET_BYTES} bytes`,
+            { droppedKeys },
+          );
     const auth = session.authorize();
     const finish = (identity: Awaited<typeof auth>): HandlerOutcome | Promise<HandlerOutcome> => {
       if (identity === null) return notAuthorized;
       if (updates.length === 0) return answer;
       return new Promise<HandlerOutcome>((resolve) => {
-        const reply: WriteDone = (outcome, correlationId) =>
-          resolve(outcome === 'ok' ? answer : writeOutcome(outcome, correlationId));
+        const reply: WriteDone = (outcome, err) =>
+          resolve(
+            outcome === 'ok'
+              ? answer
+              : writeFailed(deps.log, outcome, err, {
+                  method: 'BatchUpdateMetadata',
+                  agentId: session.subject.agentId,
+                }),
+          );
         deps.writer.submit({ agentId: session.subject.agentId, updates }, reply);
       });
     };

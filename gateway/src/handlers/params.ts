@@ -1,19 +1,13 @@
 // Params validation with typebox validators compiled once from the schemas in shared/.
-import { type ParamError, RpcError, RpcErrorMessage } from '@agentgate/shared';
+import type { ParamError } from '@agentgate/shared';
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import type { HandlerOutcome } from './types.js';
+import { type HandlerOutcome, invalidParams } from './outcome.js';
 
 const MAX_REPORTED_ERRORS = 10;
 
 export function compile<T extends TSchema>(schema: T): TypeCheck<T> {
   return TypeCompiler.Compile(schema);
-}
-
-export function invalidParams(errors: ParamError[]): HandlerOutcome {
-  return {
-    error: { code: RpcError.InvalidParams, message: RpcErrorMessage[RpcError.InvalidParams], data: { errors } },
-  };
 }
 
 export function schemaErrors<T extends TSchema>(check: TypeCheck<T>, value: unknown): HandlerOutcome {

@@ -1,22 +1,16 @@
 // UpdateStats (SPEC §4): one stats row per report, answered after commit; agent metrics exported
 // with identity labels; activity (connectionCount > 0) bumps, notifies and marks the workspace used.
-import {
-  type ParamError,
-  RpcError,
-  RpcErrorMessage,
-  type Stats,
-  UpdateStatsParams,
-  type UpdateStatsResult,
-} from '@agentgate/shared';
+import { type ParamError, type Stats, UpdateStatsParams, type UpdateStatsResult } from '@agentgate/shared';
 import type { AgentMetrics } from '../ops/agent-metrics.js';
 import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../ops/log.js';
 import type { ActivityWriter } from '../store/activity-writer.js';
 import type { BatchWriter, WriteDone } from '../store/batch-writer.js';
 import { uuidv7 } from '../store/ids.js';
 import type { StatsRow } from '../store/store.js';
-import { compile, invalidParams, schemaErrors, stripNul, toInt } from './params.js';
-import { writeOutcome } from './reply.js';
-import { constantResult, type Handler, type HandlerOutcome } from './types.js';
+import { constantResult, type HandlerOutcome, invalidParams, notAuthorized, writeFailed } from './outcome.js';
+import { compile, schemaErrors, stripNul, toInt } from './params.js';
+import type { Handler } from './types.js';
 
 const check = compile(UpdateStatsParams);
 
@@ -37,6 +31,7 @@ export interface StatsDeps {
   activity: ActivityWriter;
   agentMetrics: AgentMetrics;
   clock: Clock;
+  log: Logger;
   reportInterval: string;
 }
 
@@ -64,8 +59,9 @@ export function statsHandler(deps: StatsDeps): Handler {
       r.templateId = s.templateId;
       const activity = r.connectionCount > 0;
       return new Promise<HandlerOutcome>((resolve) => {
-        const reply: WriteDone = (outcome, correlationId) => {
-          if (outcome !== 'ok') return resolve(writeOutcome(outcome, correlationId));
+        const reply: WriteDone = (outcome, err) => {
+          if (outcome !== 'ok')
+            return resolve(writeFailed(deps.log, outcome, err, { method: 'UpdateStats', agentId: s.agentId }));
           if (stats.metrics && stats.metrics.length > 0) {
             deps.agentMetrics.update(
               s.agentId,
@@ -94,10 +90,6 @@ export function statsHandler(deps: StatsDeps): Handler {
     return auth instanceof Promise ? auth.then(finish) : finish(auth);
   };
 }
-
-export const notAuthorized: HandlerOutcome = {
-  error: { code: RpcError.NotAuthorized, message: RpcErrorMessage[RpcError.NotAuthorized] },
-};
 
 /** Builds the row's measured part; ids and times are filled after authorization. */
 function statsRow(stats: Stats): { row: StatsRow } | { errors: ParamError[] } {

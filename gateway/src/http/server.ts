@@ -1,11 +1,25 @@
 // One HTTP server: `/healthz`, `/readyz`, `/metrics`, `/debug/sessions`, and the agent RPC endpoint
-// (SPEC §3). Refusals are checked in the order of the SPEC table; 404 for everything else.
+// (SPEC §3). Refusals are checked in the order of the SPEC table; 404 for everything else. What the
+// routes answer comes from the hub through GatewayApi; this module knows HTTP only.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { RPC_PATH } from '@agentgate/shared';
-import type { Gateway } from '../gateway.js';
+import { type DebugSession, RPC_PATH } from '@agentgate/shared';
 import type { Logger } from '../ops/log.js';
-import { refuse, refuseUpgrade, respondJson } from './routes.js';
+import type { AdminAuth } from './admin-auth.js';
+import type { Accepted, AgentAuth } from './agent-auth.js';
+import { refuse, refuseUpgrade, respondJson } from './responses.js';
+
+/** What the routes need from the gateway hub. */
+export interface GatewayApi {
+  readonly agentAuth: AgentAuth;
+  readonly adminAuth: AdminAuth;
+  /** SPEC §3 `/readyz`: 'ready', or why not. */
+  readiness(): 'ready' | 'draining' | 'database';
+  renderMetrics(): Promise<string>;
+  debugSessions(): { sessions: DebugSession[] };
+  /** Completes an authenticated upgrade. */
+  accept(req: IncomingMessage, socket: Duplex, head: Buffer, accepted: Accepted): void;
+}
 
 function pathOf(req: IncomingMessage): string {
   const url = req.url ?? '/';
@@ -13,9 +27,9 @@ function pathOf(req: IncomingMessage): string {
   return q === -1 ? url : url.slice(0, q);
 }
 
-export function createHttpServer(gateway: Gateway, log: Logger): Server {
+export function createHttpServer(api: GatewayApi, log: Logger): Server {
   const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => {
-    handleRequest(gateway, req, res).catch((err) => {
+    handleRequest(api, req, res).catch((err) => {
       log.error({ err }, 'http handler failed');
       if (!res.headersSent) respondJson(res, 500, { message: 'internal error' });
       else res.destroy();
@@ -23,7 +37,7 @@ export function createHttpServer(gateway: Gateway, log: Logger): Server {
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    handleUpgrade(gateway, req, socket, head).catch((err) => {
+    handleUpgrade(api, req, socket, head).catch((err) => {
       log.error({ err }, 'upgrade failed');
       refuseUpgrade(socket, { status: 500, message: 'internal error' });
     });
@@ -35,52 +49,50 @@ export function createHttpServer(gateway: Gateway, log: Logger): Server {
   return server;
 }
 
-async function handleUpgrade(gateway: Gateway, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+async function handleUpgrade(api: GatewayApi, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   if (pathOf(req) !== RPC_PATH || req.method !== 'GET') {
     refuseUpgrade(socket, { status: 404, message: 'not found' });
     return;
   }
-  const auth = await gateway.authenticate(req);
+  const auth = await api.agentAuth.check(req);
   if ('status' in auth) {
     refuseUpgrade(socket, auth);
     return;
   }
   if (socket.destroyed) return;
-  gateway.accept(req, socket, head, auth.row, auth.token);
+  api.accept(req, socket, head, auth);
 }
 
-async function handleRequest(gateway: Gateway, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const path = pathOf(req);
-  switch (path) {
+async function handleRequest(api: GatewayApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  switch (pathOf(req)) {
     case '/healthz':
       respondJson(res, 200, { status: 'ok' });
       return;
-    case '/readyz':
-      if (gateway.ready) respondJson(res, 200, { status: 'ready' });
-      else
-        respondJson(
-          res,
-          503,
-          { status: 'unavailable', message: gateway.draining ? 'draining' : 'the database is unreachable' },
-          { 'retry-after': '5' },
-        );
+    case '/readyz': {
+      const r = api.readiness();
+      if (r === 'ready') respondJson(res, 200, { status: 'ready' });
+      else {
+        const message = r === 'draining' ? 'draining' : 'the database is unreachable';
+        respondJson(res, 503, { status: 'unavailable', message }, { 'retry-after': '5' });
+      }
       return;
+    }
     case '/metrics': {
-      const text = await gateway.renderMetrics();
+      const text = await api.renderMetrics();
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
       res.end(text);
       return;
     }
     case '/debug/sessions':
-      if (gateway.adminConfigured === false) break;
-      if (!gateway.isAdmin(req)) {
+      if (!api.adminAuth.configured) break;
+      if (!api.adminAuth.allows(req)) {
         respondJson(res, 401, { message: 'admin token required' });
         return;
       }
-      respondJson(res, 200, gateway.debugSessions());
+      respondJson(res, 200, api.debugSessions());
       return;
     case RPC_PATH: {
-      const auth = await gateway.authenticate(req);
+      const auth = await api.agentAuth.check(req);
       if ('status' in auth) refuse(res, auth);
       else respondJson(res, 426, { message: 'this endpoint needs a WebSocket upgrade' }, { upgrade: 'websocket' });
       return;

@@ -1,16 +1,6 @@
 // The cached workspace identity of SPEC §5 (Coder's CachedWorkspaceFields): exactly eight fields,
 // never the ACLs, never a dormant flag. Empty means "not cached"; a prebuild is never cached.
-
-export interface WorkspaceIdentity {
-  id: string;
-  ownerId: string;
-  organizationId: string;
-  templateId: string;
-  name: string;
-  ownerUsername: string;
-  templateName: string;
-  autostartSchedule: string | null;
-}
+import type { WorkspaceIdentity } from '../domain.js';
 
 export class IdentityCache {
   private value: WorkspaceIdentity | undefined;

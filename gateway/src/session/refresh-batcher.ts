@@ -1,7 +1,8 @@
 // Batches the refresh reads of sessions whose timers fire close together into one query
 // (`where id = any(...)`, SPEC §5), so a burst of refreshes costs one statement, not one each.
 import type { Clock } from '../ops/clock.js';
-import type { RefreshRow, Store } from '../store/store.js';
+import type { RefreshRow } from '../domain.js';
+import type { Store } from '../store/store.js';
 
 interface Waiter {
   agentId: string;

@@ -1,6 +1,6 @@
 // Every open session, indexed by agent, workspace, owner and template, so that an identity change
 // (refresh, NOTIFY, shutdown) reaches exactly the sessions it concerns.
-import type { Subject } from '../authz/authorize.js';
+import type { Subject } from '../domain.js';
 
 export interface Indexed {
   readonly id: number;

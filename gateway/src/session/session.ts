@@ -1,15 +1,23 @@
 // One session per socket (SPEC §5): the subject, the cached workspace identity, its refresh timer,
 // and authorization of frames against them (SPEC §6). The session knows nothing of sockets or JSON:
 // the connection (rpc/connection.ts) owns the socket and is told to close through onRevoke.
-import type { RefreshOutcome } from '@agentgate/shared';
-import { mayUpdate, objectFromIdentity, type Subject } from '../authz/authorize.js';
+import type { DebugSession, RefreshOutcome } from '@agentgate/shared';
+import { mayUpdate, objectFromIdentity } from '../authz/authorize.js';
+import {
+  type AgentWorkspaceRow,
+  identityOf,
+  isPrebuildOwner,
+  type RevokeReason,
+  type Subject,
+  type WorkspaceIdentity,
+  type WorkspaceRow,
+} from '../domain.js';
 import type { AgentMetrics } from '../ops/agent-metrics.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { GatewayMetrics } from '../ops/metrics.js';
-import { isPrebuildOwner } from '../store/pg-store.js';
-import type { AgentWorkspaceRow, Store, WorkspaceRow } from '../store/store.js';
-import { IdentityCache, type WorkspaceIdentity } from './identity-cache.js';
+import type { Store } from '../store/store.js';
+import { IdentityCache } from './identity-cache.js';
 import type { RefreshBatcher } from './refresh-batcher.js';
 import { RefreshScheduler } from './refresh-scheduler.js';
 import type { SessionRegistry } from './registry.js';
@@ -34,29 +42,7 @@ export interface SessionDeps {
   random?: () => number;
 }
 
-/** Why a session lost its right to the workspace (close 4501). */
-export type RevokeReason =
-  | 'agent_gone'
-  | 'agent_deleted'
-  | 'token_changed'
-  | 'workspace_gone'
-  | 'workspace_deleted'
-  | 'workspace_dormant';
-
 let nextSessionId = 1;
-
-function identityOf(ws: WorkspaceRow): WorkspaceIdentity {
-  return {
-    id: ws.id,
-    ownerId: ws.ownerId,
-    organizationId: ws.organizationId,
-    templateId: ws.templateId,
-    name: ws.name,
-    ownerUsername: ws.ownerUsername,
-    templateName: ws.templateName,
-    autostartSchedule: ws.autostartSchedule,
-  };
-}
 
 export class Session {
   readonly id = nextSessionId++;
@@ -272,6 +258,18 @@ export class Session {
   /** Refresh within `maxDelayMs` (LISTEN/NOTIFY hooks and reconnects use this). */
   refreshSoon(maxDelayMs: number): void {
     this.scheduler?.soon(maxDelayMs);
+  }
+
+  /** This session as `GET /debug/sessions` lists it (SPEC §3). */
+  describe(): DebugSession {
+    return {
+      agentId: this.subject.agentId,
+      workspaceId: this.subject.workspaceId,
+      connectedAt: new Date(this.connectedAt).toISOString(),
+      identityCached: this.identity.cached,
+      lastRefreshAt: this.lastRefreshAt === undefined ? null : new Date(this.lastRefreshAt).toISOString(),
+      lastRefreshOutcome: this.lastRefreshOutcome,
+    };
   }
 
   get refreshArmed(): boolean {

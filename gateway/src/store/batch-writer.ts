@@ -4,10 +4,9 @@
 // fails, the batch is retried (ids make retries idempotent) and waiting frames are answered -32002
 // before their answer deadline. A batch the database rejects for its data is split up so that only
 // the offending frame fails.
-import { randomUUID } from 'node:crypto';
 import type { Clock, TimerHandle } from '../ops/clock.js';
-import type { Logger } from '../ops/log.js';
-import { isRetryable, type WriteBuffer } from './write-buffer.js';
+import { isRetryable } from './errors.js';
+import type { WriteBuffer } from './write-buffer.js';
 
 /**
  * An attempt that has not answered in this long is cancelled on the server and retried. It is
@@ -23,8 +22,10 @@ const CANCEL_GRACE_MS = 2_000;
  */
 export const DEFAULT_ANSWER_DEADLINE_MS = 17_000;
 
-export type WriteOutcome = 'ok' | 'unavailable' | 'internal';
-export type WriteDone = (outcome: WriteOutcome, correlationId?: string) => void;
+/** ok: committed; unavailable: not written, retry later; rejected: the database refused this frame's data. */
+export type WriteOutcome = 'ok' | 'unavailable' | 'rejected';
+/** Called once per frame; `err` is the database's reason with 'rejected'. */
+export type WriteDone = (outcome: WriteOutcome, err?: unknown) => void;
 
 interface Entry<T> {
   item: T;
@@ -48,7 +49,6 @@ export interface BatchWriterOptions<T> {
   write: (items: T[], signal: AbortSignal) => Promise<void>;
   buffer: WriteBuffer;
   clock: Clock;
-  log: Logger;
   hooks: BatchWriterHooks;
   /** A frame still queued after this long is answered -32002 (SPEC §7: answered within 30 s). */
   answerDeadlineMs?: number;
@@ -175,9 +175,7 @@ export class BatchWriter<T> {
   /** A batch the database rejected for its content: write the frames one by one. */
   private async isolate(batch: Entry<T>[], firstErr: unknown): Promise<void> {
     if (batch.length === 1) {
-      const id = randomUUID().slice(0, 8);
-      this.opts.log.error({ err: firstErr, correlationId: id, writer: this.opts.name }, 'database rejected a frame');
-      this.settle(batch, 'internal', id);
+      this.settle(batch, 'rejected', firstErr);
       return;
     }
     for (const entry of batch) {
@@ -185,22 +183,20 @@ export class BatchWriter<T> {
         await this.attempt([entry.item]);
         this.settle([entry], 'ok');
       } catch (err) {
-        const id = randomUUID().slice(0, 8);
         if (isRetryable(err)) {
           // The database went away mid-isolation: answer unavailable; nothing of this frame was written.
           this.opts.hooks.onFailure(err);
           this.settle([entry], 'unavailable');
         } else {
-          this.opts.log.error({ err, correlationId: id, writer: this.opts.name }, 'database rejected a frame');
-          this.settle([entry], 'internal', id);
+          this.settle([entry], 'rejected', err);
         }
       }
     }
   }
 
-  private settle(entries: Entry<T>[], outcome: WriteOutcome, correlationId?: string): void {
+  private settle(entries: Entry<T>[], outcome: WriteOutcome, err?: unknown): void {
     this.opts.buffer.release(entries.length);
-    for (const e of entries) e.done(outcome, correlationId);
+    for (const e of entries) e.done(outcome, err);
   }
 
   private scheduleRetry(): void {

@@ -1,6 +1,5 @@
 // The two group-commit writers that hold frames (SPEC §7): one per table, sharing the write buffer.
 import type { Clock } from '../ops/clock.js';
-import type { Logger } from '../ops/log.js';
 import { BatchWriter, type BatchWriterHooks } from './batch-writer.js';
 import type { MetadataRow, StatsRow, Store } from './store.js';
 import type { WriteBuffer } from './write-buffer.js';
@@ -37,12 +36,11 @@ export interface FrameWriters {
 export function createFrameWriters(o: {
   store: Store;
   clock: Clock;
-  log: Logger;
   buffer: WriteBuffer;
   hooks: BatchWriterHooks;
   onBatch?: (table: string, size: number) => void;
 }): FrameWriters {
-  const { store, clock, log, buffer } = o;
+  const { store, clock, buffer } = o;
   const hooksFor = (table: string): BatchWriterHooks => ({
     ...o.hooks,
     onBatch: (n) => o.onBatch?.(table, n),
@@ -53,7 +51,6 @@ export function createFrameWriters(o: {
       maxBatch: 2000,
       buffer,
       clock,
-      log,
       hooks: hooksFor('workspace_agent_stats'),
       write: (rows, signal) => store.insertStatsBatch(rows, signal),
     }),
@@ -62,7 +59,6 @@ export function createFrameWriters(o: {
       maxBatch: 1000,
       buffer,
       clock,
-      log,
       hooks: hooksFor('workspace_agent_metadata'),
       // collected_at is the server's clock at commit (SPEC §4).
       write: (items, signal) =>

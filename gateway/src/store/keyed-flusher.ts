@@ -3,7 +3,7 @@
 // flushes merged back and retried. Nobody waits on these writes, so they never hold a frame.
 import type { Clock, TimerHandle } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
-import { isRetryable } from './write-buffer.js';
+import { isRetryable } from './errors.js';
 
 export interface KeyedFlusherOptions<V> {
   name: string;

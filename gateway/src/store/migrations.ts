@@ -1,5 +1,6 @@
 // The schema of SPEC §2, as ordered migrations. Kept as TypeScript strings so that `tsc` ships
 // them in dist/ with no copy step. Never edit a released migration: add the next one.
+import { PREBUILDS_OWNER_ID } from '@agentgate/shared';
 
 export interface Migration {
   id: number;
@@ -7,7 +8,8 @@ export interface Migration {
   sql: string;
 }
 
-export const PREBUILDS_USER_ID = 'c42fdf75-3097-471c-8c33-fb52454d81c0';
+/** @deprecated kept for scripts/src/seed.ts until it imports PREBUILDS_OWNER_ID from shared. */
+export const PREBUILDS_USER_ID = PREBUILDS_OWNER_ID;
 
 export const migrations: Migration[] = [
   {
@@ -142,7 +144,7 @@ from workspaces w
 join users u on u.id = w.owner_id
 join templates t on t.id = w.template_id;
 
-insert into users (id, username) values ('${PREBUILDS_USER_ID}', 'prebuilds');
+insert into users (id, username) values ('${PREBUILDS_OWNER_ID}', 'prebuilds');
 `,
   },
 ];

@@ -1,72 +1,15 @@
-// Every SQL statement the gateway runs (STYLE: SQL as SQL). Bulk writes pass arrays to `unnest`;
-// timestamps travel as RFC 3339 text cast in SQL (`::text::timestamptz`): a parameter that PostgreSQL
-// types as timestamptz goes through JS Date in postgres.js, which reads year 0001 as 2001.
-import { PREBUILDS_OWNER_ID } from '@agentgate/shared';
+// The Store of the running gateway: the statements of lookups.ts and writes.ts bound to their pools.
+import type { AgentWorkspaceRow, RefreshRow } from '../domain.js';
 import type { Sql } from './db.js';
-import type {
-  ActivityRow,
-  AgentConnectionRow,
-  AgentWorkspaceRow,
-  MetadataRow,
-  RefreshRow,
-  StatsRow,
-  Store,
-  WorkspaceRow,
-} from './store.js';
-
-/** NOTIFY payloads must stay under 8000 bytes; split an agent's keys into chunks below this. */
-const NOTIFY_KEYS_CHUNK_BYTES = 6000;
-
-interface AgentWorkspaceRecord {
-  agent_id: string;
-  agent_name: string;
-  agent_deleted: boolean;
-  auth_token: string;
-  build_number: number;
-  latest_build_number: number;
-  id: string;
-  owner_id: string;
-  organization_id: string;
-  template_id: string;
-  name: string;
-  owner_username: string;
-  template_name: string;
-  autostart_schedule: string | null;
-  deleted: boolean;
-  dormant: boolean;
-}
-
-function workspaceFrom(
-  r: Omit<
-    AgentWorkspaceRecord,
-    'agent_id' | 'agent_name' | 'agent_deleted' | 'auth_token' | 'build_number' | 'latest_build_number'
-  >,
-): WorkspaceRow {
-  return {
-    id: r.id,
-    ownerId: r.owner_id,
-    organizationId: r.organization_id,
-    templateId: r.template_id,
-    name: r.name,
-    ownerUsername: r.owner_username,
-    templateName: r.template_name,
-    autostartSchedule: r.autostart_schedule,
-    deleted: r.deleted,
-    dormant: r.dormant,
-  };
-}
-
-function agentWorkspaceFrom(r: AgentWorkspaceRecord): AgentWorkspaceRow {
-  return {
-    agentId: r.agent_id,
-    agentName: r.agent_name,
-    agentDeleted: r.agent_deleted,
-    authToken: r.auth_token,
-    buildNumber: r.build_number,
-    latestBuildNumber: r.latest_build_number,
-    workspace: workspaceFrom(r),
-  };
-}
+import { agentByToken, refreshIdentities, workspaceByAgentId } from './lookups.js';
+import type { ActivityRow, AgentConnectionRow, MetadataRow, StatsRow, Store } from './store.js';
+import {
+  bumpAndNotifyActivity,
+  insertStatsBatch,
+  markWorkspacesUsed,
+  updateAgentConnections,
+  updateMetadataBatch,
+} from './writes.js';
 
 export class PgStore implements Store {
   /**
@@ -84,222 +27,39 @@ export class PgStore implements Store {
     this.batchSql = batchSql ?? sql;
   }
 
-  /** SPEC §3: one query loads agent, expanded workspace, its build and the latest build number. */
-  async agentByToken(token: string): Promise<AgentWorkspaceRow | undefined> {
-    const rows = await this.sql<AgentWorkspaceRecord[]>`
-      select a.id as agent_id, a.name as agent_name, a.deleted as agent_deleted, a.auth_token,
-             b.build_number,
-             (select max(lb.build_number) from workspace_builds lb where lb.workspace_id = w.id) as latest_build_number,
-             w.id, w.owner_id, w.organization_id, w.template_id, w.name, w.owner_username, w.template_name,
-             w.autostart_schedule, w.deleted, w.dormant_at is not null as dormant
-      from workspace_agents a
-      join workspace_resources r on r.id = a.resource_id
-      join workspace_builds b on b.job_id = r.job_id
-      join workspaces_expanded w on w.id = b.workspace_id
-      where a.auth_token = ${token}::uuid
-      order by b.build_number desc
-      limit 1`;
-    return rows[0] ? agentWorkspaceFrom(rows[0]) : undefined;
+  agentByToken(token: string): Promise<AgentWorkspaceRow | undefined> {
+    return agentByToken(this.sql, token);
   }
 
-  /** SPEC §6 slow path: agent → resource → build → workspace (expanded). */
-  async workspaceByAgentId(agentId: string): Promise<AgentWorkspaceRow | undefined> {
-    const rows = await this.sql<AgentWorkspaceRecord[]>`
-      select a.id as agent_id, a.name as agent_name, a.deleted as agent_deleted, a.auth_token,
-             b.build_number, b.build_number as latest_build_number,
-             w.id, w.owner_id, w.organization_id, w.template_id, w.name, w.owner_username, w.template_name,
-             w.autostart_schedule, w.deleted, w.dormant_at is not null as dormant
-      from workspace_agents a
-      join workspace_resources r on r.id = a.resource_id
-      join workspace_builds b on b.job_id = r.job_id
-      join workspaces_expanded w on w.id = b.workspace_id
-      where a.id = ${agentId}::uuid
-      order by b.build_number desc
-      limit 1`;
-    return rows[0] ? agentWorkspaceFrom(rows[0]) : undefined;
+  workspaceByAgentId(agentId: string): Promise<AgentWorkspaceRow | undefined> {
+    return workspaceByAgentId(this.sql, agentId);
   }
 
-  /** SPEC §5 refresh, batched: `where id = any(...)` for many sessions at once. */
-  async refreshIdentities(pairs: { agentId: string; workspaceId: string }[]): Promise<RefreshRow[]> {
-    const rows = await this.batchSql<
-      (Omit<
-        AgentWorkspaceRecord,
-        'agent_name' | 'build_number' | 'latest_build_number' | 'agent_deleted' | 'auth_token'
-      > & {
-        agent_id: string;
-        workspace_id: string;
-        agent_found: boolean;
-        agent_deleted: boolean | null;
-        auth_token: string | null;
-        workspace_found: boolean;
-      })[]
-    >`
-      select p.agent_id, p.workspace_id,
-             a.id is not null as agent_found, a.deleted as agent_deleted, a.auth_token,
-             w.id is not null as workspace_found,
-             w.id, w.owner_id, w.organization_id, w.template_id, w.name, w.owner_username, w.template_name,
-             w.autostart_schedule, w.deleted, w.dormant_at is not null as dormant
-      from unnest(${pairs.map((p) => p.agentId)}::uuid[], ${pairs.map((p) => p.workspaceId)}::uuid[])
-             as p(agent_id, workspace_id)
-      left join workspace_agents a on a.id = p.agent_id
-      left join workspaces_expanded w on w.id = p.workspace_id`;
-    return rows.map((r) => ({
-      agentId: r.agent_id,
-      workspaceId: r.workspace_id,
-      agent: r.agent_found ? { deleted: r.agent_deleted === true, authToken: r.auth_token ?? '' } : undefined,
-      workspace: r.workspace_found ? workspaceFrom(r) : undefined,
-    }));
+  refreshIdentities(pairs: { agentId: string; workspaceId: string }[]): Promise<RefreshRow[]> {
+    return refreshIdentities(this.batchSql, pairs);
   }
 
-  /** SPEC §4/§7: one statement per batch; ids are the gateway's, so a retried batch is idempotent. */
-  async insertStatsBatch(rows: StatsRow[], signal?: AbortSignal): Promise<void> {
-    // The batch travels as one JSON text (JSON.stringify is native; per-element array escaping in
-    // postgres.js cost more). `::text::json` keeps postgres.js from encoding the string again.
-    await cancellable(
-      signal,
-      this.batchSql`
-      insert into workspace_agent_stats (
-        id, created_at, user_id, agent_id, workspace_id, template_id, connections_by_proto, connection_count,
-        rx_packets, rx_bytes, tx_packets, tx_bytes, connection_median_latency_ms,
-        session_count_vscode, session_count_jetbrains, session_count_reconnecting_pty, session_count_ssh)
-      select id, "createdAt", "userId", "agentId", "workspaceId", "templateId", "connectionsByProto"::jsonb,
-             "connectionCount", "rxPackets", "rxBytes", "txPackets", "txBytes", "connectionMedianLatencyMs",
-             "sessionCountVscode", "sessionCountJetbrains", "sessionCountReconnectingPty", "sessionCountSsh"
-      from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(
-        id uuid, "createdAt" timestamptz, "userId" uuid, "agentId" uuid, "workspaceId" uuid, "templateId" uuid,
-        "connectionsByProto" text, "connectionCount" bigint, "rxPackets" bigint, "rxBytes" bigint,
-        "txPackets" bigint, "txBytes" bigint, "connectionMedianLatencyMs" float8, "sessionCountVscode" bigint,
-        "sessionCountJetbrains" bigint, "sessionCountReconnectingPty" bigint, "sessionCountSsh" bigint)
-      on conflict (id) do nothing`,
-    );
+  insertStatsBatch(rows: StatsRow[], signal?: AbortSignal): Promise<void> {
+    return insertStatsBatch(this.batchSql, rows, signal);
   }
 
-  /**
-   * SPEC §4 BatchUpdateMetadata, for a whole batch in one statement: only declared keys are updated
-   * (the join), then one NOTIFY per agent (per chunk of keys) lists the keys written. Payloads are
-   * compact JSON, as Coder's publishers write them.
-   */
-  async updateMetadataBatch(rows: MetadataRow[], collectedAt: string, signal?: AbortSignal): Promise<number> {
-    // Assign each row to a notification chunk so that no payload reaches the 8000-byte limit.
-    const input: (MetadataRow & { chunk: number })[] = [];
-    const budget = new Map<string, { chunk: number; bytes: number }>();
-    for (const r of rows) {
-      let b = budget.get(r.agentId);
-      if (!b) {
-        b = { chunk: 0, bytes: 0 };
-        budget.set(r.agentId, b);
-      }
-      const size = Buffer.byteLength(JSON.stringify(r.key)) + 1;
-      if (b.bytes + size > NOTIFY_KEYS_CHUNK_BYTES) {
-        b.chunk++;
-        b.bytes = 0;
-      }
-      b.bytes += size;
-      input.push({ agentId: r.agentId, key: r.key, value: r.value, error: r.error, chunk: b.chunk });
-    }
-    const [result] = await cancellable(
-      signal,
-      this.batchSql<{ written: number }[]>`
-      with input as (
-        select * from json_to_recordset(${JSON.stringify(input)}::text::json)
-          as i("agentId" uuid, key text, value text, error text, chunk int)
-      ), updated as (
-        update workspace_agent_metadata m
-        set value = i.value, error = i.error, collected_at = ${collectedAt}::text::timestamptz
-        from input i
-        where m.workspace_agent_id = i."agentId" and m.key = i.key
-        returning m.workspace_agent_id as agent_id, m.key::text as key, i.chunk
-      ), notified as (
-        select pg_notify('workspace_agent_metadata:' || agent_id,
-                         '{"collected_at":' || to_json(${collectedAt}::text)::text
-                         || ',"keys":[' || string_agg(to_json(key)::text, ',') || ']}')
-        from updated group by agent_id, chunk
-      )
-      select (select count(*) from updated)::int as written, (select count(*) from notified)::int as notified`,
-    );
-    return result?.written ?? 0;
+  updateMetadataBatch(rows: MetadataRow[], collectedAt: string, signal?: AbortSignal): Promise<number> {
+    return updateMetadataBatch(this.batchSql, rows, collectedAt, signal);
   }
 
-  /**
-   * SPEC §4 activity: the autostart-aware deadline bump of each workspace's latest start build
-   * (never decreasing, capped by a set max_deadline), and one stats_update NOTIFY per workspace.
-   */
-  async bumpAndNotifyActivity(rows: ActivityRow[]): Promise<void> {
-    const bump = rows.filter((r) => r.bump);
-    await this.batchSql`
-      with input as (
-        select * from unnest(${bump.map((r) => r.workspaceId)}::uuid[], ${bump.map((r) => r.nextAutostart)}::text[]::timestamptz[])
-          as i(workspace_id, next_autostart)
-      ), latest as (
-        select distinct on (b.workspace_id) b.id, b.workspace_id, b.transition, b.deadline, b.max_deadline, b.job_id
-        from workspace_builds b
-        where b.workspace_id in (select workspace_id from input)
-        order by b.workspace_id, b.build_number desc
-      ), calc as (
-        select l.id, l.deadline, l.max_deadline,
-               case when i.next_autostart > now()
-                         and i.next_autostart < now() + make_interval(secs => t.activity_bump / 1e9)
-                    then (i.next_autostart - now())
-                         + make_interval(secs => (case when t.allow_user_autostop then coalesce(w.ttl, 0)
-                                                      else t.default_ttl end) / 1e9)
-                    else make_interval(secs => t.activity_bump / 1e9) end as bump
-        from latest l
-        join input i on i.workspace_id = l.workspace_id
-        join provisioner_jobs j on j.id = l.job_id
-        join workspaces w on w.id = l.workspace_id
-        join templates t on t.id = w.template_id
-        where l.transition = 'start' and j.completed_at is not null and l.deadline <> '0001-01-01 00:00:00+00'::timestamptz
-      ), target as (
-        select id, deadline,
-               case when max_deadline <> '0001-01-01 00:00:00+00'::timestamptz then least(now() + bump, max_deadline)
-                    else now() + bump end as new_deadline
-        from calc
-        where bump > interval '0' and deadline - bump * 0.95 < now()
-      ), bumped as (
-        update workspace_builds b set deadline = t.new_deadline, updated_at = now()
-        from target t
-        where b.id = t.id and t.new_deadline > t.deadline
-        returning b.id
-      ), notified as (
-        select pg_notify('workspace_owner:' || owner_id,
-                         '{"kind":"stats_update","workspace_id":"' || workspace_id || '"}')
-        from unnest(${rows.map((r) => r.workspaceId)}::uuid[], ${rows.map((r) => r.ownerId)}::uuid[])
-          as o(workspace_id, owner_id)
-      )
-      select (select count(*) from bumped) as bumped, (select count(*) from notified) as notified`;
+  bumpAndNotifyActivity(rows: ActivityRow[]): Promise<void> {
+    return bumpAndNotifyActivity(this.batchSql, rows);
   }
 
-  async markWorkspacesUsed(workspaceIds: string[], at: string): Promise<void> {
-    await this.batchSql`
-      update workspaces set last_used_at = ${at}::text::timestamptz
-      where id = any(${workspaceIds}::uuid[]) and last_used_at < ${at}::text::timestamptz`;
+  markWorkspacesUsed(workspaceIds: string[], at: string): Promise<void> {
+    return markWorkspacesUsed(this.batchSql, workspaceIds, at);
   }
 
-  async updateAgentConnections(rows: AgentConnectionRow[]): Promise<void> {
-    await this.batchSql`
-      update workspace_agents a set
-        first_connected_at = coalesce(a.first_connected_at, u.connected_at),
-        last_connected_at = coalesce(u.connected_at, a.last_connected_at),
-        disconnected_at = case when u.disconnected_at is not null then u.disconnected_at
-                               when u.connected_at is not null then null
-                               else a.disconnected_at end,
-        updated_at = now()
-      from unnest(${rows.map((r) => r.agentId)}::uuid[], ${rows.map((r) => r.connectedAt)}::text[]::timestamptz[],
-                  ${rows.map((r) => r.disconnectedAt)}::text[]::timestamptz[]) as u(id, connected_at, disconnected_at)
-      where a.id = u.id`;
+  updateAgentConnections(rows: AgentConnectionRow[]): Promise<void> {
+    return updateAgentConnections(this.batchSql, rows);
   }
 
   async ping(): Promise<void> {
     await this.sql`select 1`;
   }
 }
-
-/** Sends a cancel request for `query` to the server when `signal` aborts. */
-function cancellable<R>(signal: AbortSignal | undefined, query: Promise<R> & { cancel(): unknown }): Promise<R> {
-  if (!signal) return query;
-  if (signal.aborted) query.cancel();
-  else signal.addEventListener('abort', () => query.cancel(), { once: true });
-  return query;
-}
-
-export const isPrebuildOwner = (ownerId: string): boolean => ownerId === PREBUILDS_OWNER_ID;

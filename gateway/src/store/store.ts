@@ -1,33 +1,6 @@
-// The gateway's only view of the database. PgStore (pg-store.ts) implements it with SQL; unit
-// tests swap in a fake that counts calls. Every method is one statement.
-import type { WorkspaceIdentity } from '../session/identity-cache.js';
-
-/** A workspace as loaded (expanded), with what decides whether an agent may still use it. */
-export interface WorkspaceRow extends WorkspaceIdentity {
-  deleted: boolean;
-  dormant: boolean;
-}
-
-/** Agent + workspace + build, loaded at the token check and by the slow path (SPEC §3, §6). */
-export interface AgentWorkspaceRow {
-  agentId: string;
-  agentName: string;
-  agentDeleted: boolean;
-  authToken: string;
-  workspace: WorkspaceRow;
-  buildNumber: number;
-  latestBuildNumber: number;
-}
-
-/** One session's refresh read (SPEC §5): the workspace by id and the agent's state. */
-export interface RefreshRow {
-  agentId: string;
-  workspaceId: string;
-  /** undefined when the agent row is gone. */
-  agent: { deleted: boolean; authToken: string } | undefined;
-  /** undefined when the workspace row is gone. */
-  workspace: WorkspaceRow | undefined;
-}
+// The gateway's only view of the database. createPgStore (pg-store.ts) implements it with SQL;
+// unit tests swap in a fake that counts calls. Every method is one statement.
+import type { AgentWorkspaceRow, RefreshRow } from '../domain.js';
 
 export interface StatsRow {
   id: string;

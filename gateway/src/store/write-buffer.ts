@@ -18,16 +18,3 @@ export class WriteBuffer {
     return this.used;
   }
 }
-
-/**
- * Errors after which retrying the same statement can succeed. Only errors about the data itself
- * (PostgreSQL classes 21 cardinality, 22 data exception, 23 integrity, 42 syntax/access, 44, 0A)
- * are permanent; connection, timeout, resource, shutdown and "not accepting connections" errors
- * are retried. An error without a code is a bug, not an outage.
- */
-export function isRetryable(err: unknown): boolean {
-  const code = String((err as { code?: unknown })?.code ?? '');
-  if (code === '') return false;
-  if (/^[0-9A-Z]{5}$/.test(code)) return !/^(21|22|23|42|44|0A)/.test(code);
-  return true;
-}

@@ -1,0 +1,68 @@
+// SPEC §3: the checks before an agent's upgrade, in the order of the SPEC table, with one query that
+// loads the agent, its workspace (expanded) and the latest build. Answers the row or a refusal.
+import type { IncomingMessage } from 'node:http';
+import type { AgentWorkspaceRow } from '../domain.js';
+import type { DbHealth } from '../ops/db-health.js';
+import type { GatewayMetrics } from '../ops/metrics.js';
+import { withTimeout } from '../ops/timeout.js';
+import type { Store } from '../store/store.js';
+import type { Refusal } from './responses.js';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** How long the token check may wait for the database before answering 503 (SPEC §3: within 3 s). */
+const AUTH_TIMEOUT_MS = 2500;
+
+/** An authenticated agent: the row of the token check and the token it used. */
+export interface Accepted {
+  row: AgentWorkspaceRow;
+  token: string;
+}
+
+export interface AgentAuthDeps {
+  store: Store;
+  health: DbHealth;
+  metrics: GatewayMetrics;
+  /** True once the gateway drains (SPEC §7): new upgrades answer 503. */
+  draining(): boolean;
+}
+
+const draining: Refusal = { status: 503, message: 'the gateway is shutting down', retryAfterS: 5 };
+const databaseDown: Refusal = { status: 503, message: 'the database is unreachable', retryAfterS: 5 };
+
+/** The agent token of a request: `Coder-Session-Token: <token>` or `Authorization: Bearer <token>`. */
+export function tokenOf(req: IncomingMessage): string | undefined {
+  const direct = req.headers['coder-session-token'];
+  if (typeof direct === 'string' && direct.trim() !== '') return direct.trim();
+  const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+  return m ? m[1]!.trim() : undefined;
+}
+
+export class AgentAuth {
+  constructor(private readonly deps: AgentAuthDeps) {}
+
+  async check(req: IncomingMessage): Promise<Accepted | Refusal> {
+    const { deps } = this;
+    if (deps.draining()) return draining;
+    if (!deps.health.up) return databaseDown;
+    const token = tokenOf(req);
+    if (!token) return { status: 401, message: 'missing agent token (Coder-Session-Token or Authorization: Bearer)' };
+    if (!UUID_RE.test(token)) return { status: 401, message: 'agent token is not a valid UUID' };
+    deps.metrics.lookup('connect');
+    let row: AgentWorkspaceRow | undefined;
+    try {
+      row = await withTimeout(deps.store.agentByToken(token), AUTH_TIMEOUT_MS);
+    } catch (err) {
+      deps.health.failed(err);
+      return databaseDown;
+    }
+    if (!row) return { status: 401, message: 'unknown agent token' };
+    if (row.agentDeleted) return { status: 401, message: 'the agent has been deleted' };
+    if (row.workspace.deleted) return { status: 401, message: 'the workspace has been deleted' };
+    if (row.workspace.dormant) return { status: 401, message: 'the workspace is dormant' };
+    if (row.buildNumber !== row.latestBuildNumber) {
+      return { status: 403, message: "the agent does not belong to the workspace's latest build" };
+    }
+    if (deps.draining()) return draining;
+    return { row, token };
+  }
+}

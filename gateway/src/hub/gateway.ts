@@ -1,0 +1,173 @@
+// The hub (Centrifuge's node.go): one per gateway process. It holds the core (wiring.ts), the open
+// connections, and what spans sessions: the database health, the heartbeat, the usage timer, the
+// routes' answers (GatewayApi) and the drain. Each of those lives in its own module; this one joins them.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { DebugSession } from '@agentgate/shared';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { Config } from '../config.js';
+import { AdminAuth } from '../http/admin-auth.js';
+import { type Accepted, AgentAuth } from '../http/agent-auth.js';
+import type { GatewayApi } from '../http/server.js';
+import { type Clock, systemClock, type TimerHandle } from '../ops/clock.js';
+import { DbHealth } from '../ops/db-health.js';
+import type { Logger } from '../ops/log.js';
+import { AgentConnection } from '../rpc/connection.js';
+import { Router } from '../rpc/router.js';
+import { Session } from '../session/session.js';
+import type { Store } from '../store/store.js';
+import { drain } from './drain.js';
+import { Heartbeat } from './heartbeat.js';
+import { type Core, type CoreConfig, createCore } from './wiring.js';
+
+export type GatewayConfig = CoreConfig &
+  Pick<Config, 'heartbeatIntervalMs' | 'usageFlushIntervalMs' | 'maxFrameBytes' | 'sessionRate' | 'adminToken'>;
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  store: Store;
+  log: Logger;
+  clock?: Clock;
+  /** Health probe; defaults to store.ping (serve passes one on its own connection). */
+  ping?: () => Promise<void>;
+}
+
+export class Gateway implements GatewayApi {
+  readonly core: Core;
+  readonly health: DbHealth;
+  readonly agentAuth: AgentAuth;
+  readonly adminAuth: AdminAuth;
+  private readonly router: Router;
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Map<Session, AgentConnection>();
+  private readonly heartbeat: Heartbeat;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private usageTimer: TimerHandle | undefined;
+  private draining = false;
+
+  constructor(private readonly opts: GatewayOptions) {
+    const { config, store, log } = opts;
+    const clock = opts.clock ?? systemClock;
+    this.clock = clock;
+    this.log = log;
+    this.health = new DbHealth(opts.ping ?? (() => store.ping()), clock, log);
+    this.core = createCore({ config, store, clock, log, onDatabase: this.health });
+    this.agentAuth = new AgentAuth({
+      store,
+      health: this.health,
+      metrics: this.core.metrics,
+      draining: () => this.draining,
+    });
+    this.adminAuth = new AdminAuth(config.adminToken);
+    this.router = new Router({ handlers: this.core.handlers, metrics: this.core.metrics, log });
+    this.heartbeat = new Heartbeat(() => this.connections.values(), clock, config.heartbeatIntervalMs, log);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: config.maxFrameBytes,
+      clientTracking: false,
+    });
+  }
+
+  start(): void {
+    this.health.start();
+    this.heartbeat.start();
+    const usage = () => {
+      this.flushUsage();
+      this.usageTimer = this.clock.setTimeout(usage, this.opts.config.usageFlushIntervalMs);
+      this.usageTimer.unref?.();
+    };
+    this.usageTimer = this.clock.setTimeout(usage, this.opts.config.usageFlushIntervalMs);
+    this.usageTimer.unref?.();
+  }
+
+  get sessionCount(): number {
+    return this.core.registry.size;
+  }
+
+  /** `last_used_at` of active workspaces and `last_connected_at` of live agents (SPEC §4, §5). */
+  private flushUsage(): void {
+    const at = new Date(this.clock.now()).toISOString();
+    for (const agentId of this.core.registry.byAgent.keys()) {
+      this.core.connectionTimes.set(agentId, { connectedAt: at, disconnectedAt: null });
+    }
+    void this.core.activity.flushUsage();
+  }
+
+  accept(req: IncomingMessage, socket: Duplex, head: Buffer, accepted: Accepted): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.open(ws, socket as Socket, accepted));
+  }
+
+  /** One session and one connection per socket (SPEC §5 connect). */
+  private open(ws: WebSocket, raw: Socket, { row, token }: Accepted): void {
+    const { core, clock, log } = this;
+    const session = new Session(core.sessionDeps, row, token);
+    const conn = new AgentConnection(
+      ws,
+      session,
+      { router: this.router, clock, log, sessionRate: this.opts.config.sessionRate },
+      raw,
+    );
+    this.heartbeat.add(conn);
+    this.connections.set(session, conn);
+    session.start();
+    core.metrics.sessions.inc();
+    ws.on('message', (data, isBinary) => conn.onMessage(data, isBinary));
+    ws.on('pong', () => conn.seen());
+    ws.on('ping', () => conn.seen());
+    ws.on('error', (err) => {
+      // ws closes the socket itself with the matching code (1007, 1009, ...).
+      log.debug({ agentId: session.subject.agentId, err: err.message }, 'socket error');
+    });
+    ws.on('close', (code) => {
+      this.connections.delete(session);
+      conn.onClosed();
+      session.close();
+      core.metrics.sessions.dec();
+      log.debug({ agentId: session.subject.agentId, code }, 'session closed');
+    });
+    log.debug({ agentId: row.agentId, workspaceId: row.workspace.id }, 'session opened');
+  }
+
+  readiness(): 'ready' | 'draining' | 'database' {
+    if (this.draining) return 'draining';
+    return this.health.up ? 'ready' : 'database';
+  }
+
+  debugSessions(): { sessions: DebugSession[] } {
+    return { sessions: Array.from(this.core.registry.values(), (s) => s.describe()) };
+  }
+
+  async renderMetrics(): Promise<string> {
+    const { metrics, registry, buffer, agentMetrics } = this.core;
+    metrics.sessions.set(registry.size);
+    metrics.writeBufferUsed.set(buffer.size);
+    return (await metrics.registry.metrics()) + agentMetrics.render(this.clock.now());
+  }
+
+  /** SPEC §7 shutdown: stop accepting (503), answer and close every socket, flush every writer. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    const { core } = this;
+    await drain(
+      [...this.connections.values()],
+      {
+        clock: this.clock,
+        log: this.log,
+        writersIdle: () => Promise.all([core.stats.idle(), core.metadata.idle()]),
+        finalFlushes: [() => core.activity.flushAll(), () => core.connectionTimes.flush()],
+      },
+      timeoutMs,
+    );
+  }
+
+  stop(): void {
+    this.health.stop();
+    this.heartbeat.stop();
+    this.clock.clearTimeout(this.usageTimer);
+    this.core.connectionTimes.stop();
+    for (const conn of this.connections.values()) conn.ws.terminate();
+  }
+}
