@@ -5,6 +5,8 @@ import type { RevokeReason } from '../../gateway/src/domain.ts';
 import type { HandlerOutcome } from '../../gateway/src/handlers/outcome.ts';
 import type { Handler } from '../../gateway/src/handlers/types.ts';
 import { type Core, createCore } from '../../gateway/src/hub/wiring.ts';
+import { AgentConnection } from '../../gateway/src/rpc/connection.ts';
+import { Router } from '../../gateway/src/rpc/router.ts';
 import type { AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
 import type { Logger } from '../../gateway/src/ops/log.ts';
 import type { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
@@ -17,6 +19,7 @@ import type { MetadataWrite } from '../../gateway/src/store/frame-writers.ts';
 import type { StatsRow } from '../../gateway/src/store/store.ts';
 import type { WriteBuffer } from '../../gateway/src/store/write-buffer.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
+import { FakeSocket } from '../helpers/fake-socket.ts';
 import { type Fixture, FakeStore, type StoreMethod } from '../helpers/fake-store.ts';
 
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
@@ -139,6 +142,31 @@ export class Harness {
     session.onRevoke = (reason) => revokes.push(reason);
     session.start();
     return session;
+  }
+
+  /**
+   * Opens a session and its AgentConnection on a FakeSocket, as the hub does for an upgrade (without
+   * the `ws` events: the test calls conn.onMessage and socket.finishClose itself).
+   */
+  open(
+    fx: Fixture,
+    opts: { sessionRate?: number } = {},
+  ): { conn: AgentConnection; socket: FakeSocket; session: Session } {
+    const session = new Session(this.core.sessionDeps, fx.row, fx.agent.token);
+    const socket = new FakeSocket();
+    const router = new Router({ handlers: this.core.handlers, metrics: this.metrics, log: this.log });
+    const conn = new AgentConnection(socket, session, {
+      router,
+      clock: this.clock,
+      log: this.log,
+      sessionRate: opts.sessionRate ?? 100,
+    });
+    session.start();
+    socket.once('close', () => {
+      conn.onClosed();
+      session.close();
+    });
+    return { conn, socket, session };
   }
 
   /**
