@@ -218,4 +218,81 @@ describe('AgentMetrics', () => {
     assert.match(text, /agentgate_agent_p\{[^}]*\} \+Inf/);
     assert.match(text, /agentgate_agent_m\{[^}]*\} -Inf/);
   });
+
+  test('SPEC §4 caps: at most 200 series per agent; new series beyond are dropped and counted', () => {
+    const { m, dropped } = setup();
+    const batch = (from: number, n: number): Metric[] =>
+      Array.from({ length: n }, (_, i) => ({ name: `m${from + i}`, type: 'GAUGE', value: 1 }));
+    // The repro of the review: 150 frames of 1,200 distinct names from one agent.
+    for (let f = 0; f < 150; f++) m.update(AGENT, labels, batch(f * 1200, 1200), f);
+    assert.equal(m.size, 200, 'the agent holds 200 series, not 180,000');
+    assert.equal(dropped(), 150 * 1200 - 200);
+    // An existing series still updates; another agent has its own 200.
+    m.update(AGENT, labels, [{ name: 'm0', type: 'GAUGE', value: 42 }], 200);
+    assert.match(m.render(200), /^agentgate_agent_m0\{[^}]*\} 42$/m);
+    m.update('other-agent', labels, batch(0, 10), 200);
+    assert.equal(m.size, 210);
+  });
+
+  test('SPEC §4 caps: a metric with more than 16 own labels or a label value over 1024 bytes is dropped', () => {
+    const { m, dropped } = setup();
+    const many = Array.from({ length: 17 }, (_, i) => ({ name: `l${i}`, value: 'v' }));
+    const sixteen = many.slice(0, 16);
+    m.update(
+      AGENT,
+      labels,
+      [
+        { name: 'too_many', type: 'GAUGE', value: 1, labels: many },
+        { name: 'sixteen', type: 'GAUGE', value: 1, labels: sixteen },
+        { name: 'long_ascii', type: 'GAUGE', value: 1, labels: [{ name: 'l', value: 'a'.repeat(1025) }] },
+        { name: 'ok_ascii', type: 'GAUGE', value: 1, labels: [{ name: 'l', value: 'a'.repeat(1024) }] },
+        // '€' is 3 bytes in UTF-8: 342 of them are 1026 bytes, 341 are 1023.
+        { name: 'long_utf8', type: 'GAUGE', value: 1, labels: [{ name: 'l', value: '€'.repeat(342) }] },
+        { name: 'ok_utf8', type: 'GAUGE', value: 1, labels: [{ name: 'l', value: '€'.repeat(341) }] },
+      ],
+      0,
+    );
+    const names = samples(m.render(0)).map((l) => l.slice(0, l.indexOf('{')));
+    assert.deepEqual(names.sort(), ['agentgate_agent_ok_ascii', 'agentgate_agent_ok_utf8', 'agentgate_agent_sixteen']);
+    assert.equal(dropped(), 3);
+  });
+
+  test('expired series are swept on a timer, with no scrape', async () => {
+    const { FakeClock } = await import('../helpers/fake-clock.ts');
+    const clock = new FakeClock(0);
+    const { m } = setup();
+    m.startSweeping(clock);
+    m.update(AGENT, labels, [{ name: 'x', type: 'GAUGE', value: 1 }], 0);
+    await clock.advance(2 * INTERVAL);
+    assert.equal(m.size, 1, 'kept for two report intervals');
+    await clock.advance(INTERVAL);
+    assert.equal(m.size, 0, 'swept without any render');
+    m.stopSweeping();
+    assert.deepEqual(clock.pending(), [], 'stopSweeping leaves no timer');
+  });
+
+  test('a rendering in chunks has each family header once, before its first sample', () => {
+    const { m } = setup();
+    for (let a = 0; a < 300; a++) {
+      m.update(
+        `agent-${a}`,
+        { ...labels, agentName: `a${a}` },
+        [
+          { name: 'cpu', type: 'GAUGE', value: a },
+          { name: 'mem', type: 'GAUGE', value: a },
+        ],
+        0,
+      );
+    }
+    const chunks = [...m.chunks(0)];
+    const text = chunks.join('');
+    assert.equal(text, m.render(0));
+    assert.equal(samples(text).length, 600);
+    for (const fam of ['cpu', 'mem']) {
+      assert.equal(text.split(`# TYPE agentgate_agent_${fam} gauge`).length - 1, 1);
+      const header = text.indexOf(`# TYPE agentgate_agent_${fam} `);
+      const first = text.indexOf(`agentgate_agent_${fam}{`);
+      assert.ok(header < first);
+    }
+  });
 });

@@ -11,7 +11,7 @@ import type { Logger } from '../ops/log.js';
 import type { BatchWriter, WriteDone } from '../store/batch-writer.js';
 import type { MetadataUpdate, MetadataWrite } from '../store/frame-writers.js';
 import { constantResult, type HandlerOutcome, notAuthorized, rpcError, writeFailed } from './outcome.js';
-import { compile, schemaErrors, stripNul } from './params.js';
+import { compile, schemaErrors, storable } from './params.js';
 import type { Handler } from './types.js';
 
 const check = compile(BatchUpdateMetadataParams);
@@ -51,8 +51,8 @@ export function limitMetadata(items: { key: string; result: { value?: string; er
       droppedKeys.push(item.key);
       continue;
     }
-    let value = item.result.value ?? '';
-    let error = item.result.error ?? '';
+    let value = storable(item.result.value ?? '');
+    let error = storable(item.result.error ?? '');
     const valueBytes = Buffer.byteLength(value, 'utf8');
     if (valueBytes > METADATA_VALUE_LIMIT_BYTES) {
       error = `value of ${valueBytes} bytes exceeded ${METADATA_VALUE_LIMIT_BYTES} bytes`;
@@ -64,7 +64,7 @@ export function limitMetadata(items: { key: string; result: { value?: string; er
     }
     // A key with NUL cannot be declared (PostgreSQL text has no NUL), so it can only be ignored.
     if (item.key.includes('\u0000')) continue;
-    updates.push({ key: item.key, value: stripNul(value), error: stripNul(error) });
+    updates.push({ key: storable(item.key), value, error });
   }
   return { updates, droppedKeys };
 }

@@ -27,7 +27,11 @@ export function toInt(v: number | string | undefined): number {
   return Number.isSafeInteger(n) ? n : -1;
 }
 
-/** PostgreSQL text cannot hold NUL; agents' strings are stored without it. */
-export function stripNul(s: string): string {
-  return s.includes('\u0000') ? s.replaceAll('\u0000', '') : s;
+/**
+ * An agent's string as it can be stored (SPEC §4): PostgreSQL text holds no NUL, and a lone UTF-16
+ * surrogate (`"\ud800"` in the JSON) becomes U+FFFD instead of failing the batch it lands in.
+ */
+export function storable(s: string): string {
+  const t = s.isWellFormed() ? s : s.toWellFormed();
+  return t.includes('\u0000') ? t.replaceAll('\u0000', '') : t;
 }

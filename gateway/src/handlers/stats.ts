@@ -9,7 +9,7 @@ import type { BatchWriter, WriteDone } from '../store/batch-writer.js';
 import { uuidv7 } from '../store/ids.js';
 import type { StatsRow } from '../store/store.js';
 import { constantResult, type HandlerOutcome, invalidParams, notAuthorized, writeFailed } from './outcome.js';
-import { compile, schemaErrors, stripNul, toInt } from './params.js';
+import { compile, schemaErrors, storable, toInt } from './params.js';
 import type { Handler } from './types.js';
 
 const check = compile(UpdateStatsParams);
@@ -100,12 +100,13 @@ function statsRow(stats: Stats): { row: StatsRow } | { errors: ParamError[] } {
     if (n < 0) errors.push({ path: `/stats/${f}`, message: 'Expected a safe integer' });
     ints[f] = n;
   }
-  const byProto: Record<string, number> = {};
+  // No prototype: a `__proto__` key is a key like any other.
+  const byProto: Record<string, number> = Object.create(null);
   if (stats.connectionsByProto) {
     for (const [proto, v] of Object.entries(stats.connectionsByProto)) {
       const n = toInt(v);
       if (n < 0) errors.push({ path: `/stats/connectionsByProto/${proto}`, message: 'Expected a safe integer' });
-      byProto[stripNul(proto)] = n;
+      byProto[storable(proto)] = n;
     }
   }
   if (errors.length) return { errors };

@@ -44,9 +44,11 @@ export class AgentAuth {
     const { deps } = this;
     if (deps.draining()) return draining;
     if (!deps.health.up) return databaseDown;
-    const token = tokenOf(req);
-    if (!token) return { status: 401, message: 'missing agent token (Coder-Session-Token or Authorization: Bearer)' };
-    if (!UUID_RE.test(token)) return { status: 401, message: 'agent token is not a valid UUID' };
+    const sent = tokenOf(req);
+    if (!sent) return { status: 401, message: 'missing agent token (Coder-Session-Token or Authorization: Bearer)' };
+    if (!UUID_RE.test(sent)) return { status: 401, message: 'agent token is not a valid UUID' };
+    // Tokens are UUIDs, compared case-insensitively (SPEC §3): the session keeps the canonical form.
+    const token = sent.toLowerCase();
     deps.metrics.lookup('connect');
     let row: AgentWorkspaceRow | undefined;
     try {

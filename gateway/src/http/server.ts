@@ -1,6 +1,7 @@
 // One HTTP server: `/healthz`, `/readyz`, `/metrics`, `/debug/sessions`, and the agent RPC endpoint
 // (SPEC §3). Refusals are checked in the order of the SPEC table; 404 for everything else. What the
 // routes answer comes from the hub through GatewayApi; this module knows HTTP only.
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type DebugSession, RPC_PATH } from '@agentgate/shared';
@@ -15,7 +16,8 @@ export interface GatewayApi {
   readonly adminAuth: AdminAuth;
   /** SPEC §3 `/readyz`: 'ready', or why not. */
   readiness(): 'ready' | 'draining' | 'database';
-  renderMetrics(): Promise<string>;
+  /** The Prometheus text of `/metrics`, in chunks. */
+  metricsText(): AsyncIterable<string>;
   debugSessions(): { sessions: DebugSession[] };
   /** Completes an authenticated upgrade. */
   accept(req: IncomingMessage, socket: Duplex, head: Buffer, accepted: Accepted): void;
@@ -78,9 +80,12 @@ async function handleRequest(api: GatewayApi, req: IncomingMessage, res: ServerR
       return;
     }
     case '/metrics': {
-      const text = await api.renderMetrics();
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      res.end(text);
+      for await (const chunk of api.metricsText()) {
+        if (res.destroyed) return; // the scraper went away
+        if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      }
+      res.end();
       return;
     }
     case '/debug/sessions':

@@ -74,6 +74,7 @@ export class Gateway implements GatewayApi {
   start(): void {
     this.health.start();
     this.heartbeat.start();
+    this.core.agentMetrics.startSweeping(this.clock);
     const usage = () => {
       this.flushUsage();
       this.usageTimer = this.clock.setTimeout(usage, this.opts.config.usageFlushIntervalMs);
@@ -140,11 +141,16 @@ export class Gateway implements GatewayApi {
     return { sessions: Array.from(this.core.registry.values(), (s) => s.describe()) };
   }
 
-  async renderMetrics(): Promise<string> {
+  /** `/metrics`: the gateway's own series, then the agents', in chunks (a scrape does not stall the sockets). */
+  async *metricsText(): AsyncGenerator<string> {
     const { metrics, registry, buffer, agentMetrics } = this.core;
     metrics.sessions.set(registry.size);
     metrics.writeBufferUsed.set(buffer.size);
-    return (await metrics.registry.metrics()) + agentMetrics.render(this.clock.now());
+    yield await metrics.registry.metrics();
+    for (const chunk of agentMetrics.chunks(this.clock.now())) {
+      yield chunk;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   /** SPEC §7 shutdown: stop accepting (503), answer and close every socket, flush every writer. */
@@ -166,6 +172,7 @@ export class Gateway implements GatewayApi {
   stop(): void {
     this.health.stop();
     this.heartbeat.stop();
+    this.core.agentMetrics.stopSweeping();
     this.clock.clearTimeout(this.usageTimer);
     this.core.connectionTimes.stop();
     for (const conn of this.connections.values()) conn.ws.terminate();

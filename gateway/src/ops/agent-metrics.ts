@@ -1,13 +1,23 @@
 // Agent-reported metrics on `/metrics` (SPEC §4 UpdateStats step 2): `agentgate_agent_<name>` with
-// the identity labels plus the metric's own, value as last reported. A series not reported for two
-// report intervals disappears; an identity change drops the agent's series under the old labels.
+// the identity labels plus the metric's own, value as last reported. Bounded per agent (200 series,
+// 16 own labels, label values of 1024 bytes; the excess is dropped and counted), expired on a timer
+// after two report intervals without a report, and dropped on an identity change. Series are kept
+// grouped by family with their exposition prefix built once, so a scrape only joins numbers.
 import type { Metric } from '@agentgate/shared';
+import type { Clock, TimerHandle } from './clock.js';
 
 const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const IDENTITY_LABELS = new Set(['agent_name', 'username', 'workspace_name', 'template_name']);
 /** Agent metric names whose exported name is one of the gateway's own series. */
 const RESERVED_NAMES = new Set(['metrics_dropped_total']);
+
+/** SPEC §4 caps per agent. */
+export const MAX_SERIES_PER_AGENT = 200;
+export const MAX_OWN_LABELS = 16;
+export const MAX_LABEL_VALUE_BYTES = 1024;
+/** Lines per chunk of a rendering: a scrape yields to the sockets between chunks. */
+const LINES_PER_CHUNK = 2000;
 
 export interface AgentLabels {
   agentName: string;
@@ -16,17 +26,35 @@ export interface AgentLabels {
   templateName: string;
 }
 
-interface Series {
+type SeriesType = 'counter' | 'gauge' | 'untyped';
+
+interface Family {
   name: string;
-  type: 'counter' | 'gauge' | 'untyped';
-  labels: string;
+  type: SeriesType;
+  series: Set<Series>;
+}
+
+interface Series {
+  family: Family;
+  /** `name{labels} `: the line up to the value. */
+  prefix: string;
   value: number;
   at: number;
 }
 
 interface AgentEntry {
   identityKey: string;
+  /** By metric name + own labels. */
   series: Map<string, Series>;
+}
+
+/** One series as another process needs it to merge renderings (SPEC §8: an agent's series once). */
+export interface SeriesSample {
+  name: string;
+  type: SeriesType;
+  prefix: string;
+  value: number;
+  at: number;
 }
 
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -38,78 +66,177 @@ function formatValue(v: number): string {
   return String(v);
 }
 
+/** Whether `s` holds more than `limit` UTF-8 bytes (cheap for short strings). */
+function overBytes(s: string, limit: number): boolean {
+  if (s.length > limit) return true; // a UTF-16 unit is at least one UTF-8 byte
+  if (s.length * 3 <= limit) return false; // and at most three
+  return Buffer.byteLength(s, 'utf8') > limit;
+}
+
+/** The metric's own labels as exposition text (`,name="value"` sorted by name), or null to drop it. */
+function ownLabels(m: Metric): string | null {
+  if (!m.labels || m.labels.length === 0) return '';
+  if (m.labels.length > MAX_OWN_LABELS) return null;
+  // A repeated label name keeps its last value: a series must not carry a name twice.
+  const kept = new Map<string, string>();
+  for (const l of m.labels) {
+    if (overBytes(l.value, MAX_LABEL_VALUE_BYTES)) return null;
+    if (LABEL_RE.test(l.name) && !l.name.startsWith('__') && !IDENTITY_LABELS.has(l.name)) kept.set(l.name, l.value);
+  }
+  let own = '';
+  for (const name of [...kept.keys()].sort()) own += `,${name}="${escapeLabel(kept.get(name)!)}"`;
+  return own;
+}
+
 export class AgentMetrics {
   private readonly agents = new Map<string, AgentEntry>();
+  private readonly families = new Map<string, Family>();
+  private timer: TimerHandle | undefined;
+  private sweepClock: Clock | undefined;
 
   constructor(
     private readonly expireAfterMs: number,
     private readonly onDropped: (n: number) => void,
   ) {}
 
-  /** Records one report; returns how many metrics were dropped for an invalid name. */
+  /** Records one report; returns how many metrics were dropped (invalid, over a cap). */
   update(agentId: string, labels: AgentLabels, metrics: Metric[], now: number): number {
     const identityLabels =
       `agent_name="${escapeLabel(labels.agentName)}",username="${escapeLabel(labels.username)}",` +
       `workspace_name="${escapeLabel(labels.workspaceName)}",template_name="${escapeLabel(labels.templateName)}"`;
     let entry = this.agents.get(agentId);
-    if (!entry || entry.identityKey !== identityLabels) {
+    if (entry && entry.identityKey !== identityLabels) {
+      this.forget(agentId);
+      entry = undefined;
+    }
+    if (!entry) {
       entry = { identityKey: identityLabels, series: new Map() };
       this.agents.set(agentId, entry);
     }
     let dropped = 0;
     for (const m of metrics) {
-      if (!NAME_RE.test(m.name) || RESERVED_NAMES.has(m.name)) {
+      const own = NAME_RE.test(m.name) && !RESERVED_NAMES.has(m.name) ? ownLabels(m) : null;
+      if (own === null) {
         dropped++;
         continue;
       }
-      let own = '';
-      if (m.labels && m.labels.length > 0) {
-        // A repeated label name keeps its last value: a series must not carry a name twice.
-        const kept = new Map<string, string>();
-        for (const l of m.labels) {
-          if (LABEL_RE.test(l.name) && !l.name.startsWith('__') && !IDENTITY_LABELS.has(l.name))
-            kept.set(l.name, l.value);
-        }
-        for (const name of [...kept.keys()].sort()) own += `,${name}="${escapeLabel(kept.get(name)!)}"`;
+      const key = m.name + own;
+      const known = entry.series.get(key);
+      if (known) {
+        known.value = m.value;
+        known.at = now;
+        continue;
+      }
+      if (entry.series.size >= MAX_SERIES_PER_AGENT) {
+        dropped++;
+        continue;
       }
       const name = `agentgate_agent_${m.name}`;
-      const key = name + own;
-      const type = m.type === 'COUNTER' ? 'counter' : m.type === 'GAUGE' ? 'gauge' : 'untyped';
-      entry.series.set(key, { name, type, labels: identityLabels + own, value: m.value, at: now });
+      const family = this.family(name, m.type === 'COUNTER' ? 'counter' : m.type === 'GAUGE' ? 'gauge' : 'untyped');
+      const series: Series = { family, prefix: `${name}{${identityLabels}${own}} `, value: m.value, at: now };
+      family.series.add(series);
+      entry.series.set(key, series);
     }
     if (dropped > 0) this.onDropped(dropped);
     return dropped;
   }
 
+  private family(name: string, type: SeriesType): Family {
+    let f = this.families.get(name);
+    if (!f) {
+      f = { name, type, series: new Set() };
+      this.families.set(name, f);
+    }
+    return f;
+  }
+
+  private remove(s: Series): void {
+    s.family.series.delete(s);
+    if (s.family.series.size === 0) this.families.delete(s.family.name);
+  }
+
   /** Drops an agent's series (its identity changed, so they would carry stale labels). */
   forget(agentId: string): void {
+    const entry = this.agents.get(agentId);
+    if (!entry) return;
+    for (const s of entry.series.values()) this.remove(s);
     this.agents.delete(agentId);
   }
 
-  /** Removes series older than two report intervals. */
+  /** Removes series not reported for two report intervals. */
   sweep(now: number): void {
     const limit = now - this.expireAfterMs;
     for (const [agentId, entry] of this.agents) {
-      for (const [k, s] of entry.series) if (s.at < limit) entry.series.delete(k);
+      for (const [k, s] of entry.series) {
+        if (s.at < limit) {
+          entry.series.delete(k);
+          this.remove(s);
+        }
+      }
       if (entry.series.size === 0) this.agents.delete(agentId);
     }
   }
 
-  /** Prometheus text exposition of every live series. */
-  render(now: number): string {
-    this.sweep(now);
-    const byName = new Map<string, Series[]>();
-    for (const entry of this.agents.values()) {
-      for (const s of entry.series.values()) {
-        const list = byName.get(s.name);
-        if (list) list.push(s);
-        else byName.set(s.name, [s]);
+  /** Sweeps on `clock` whether or not anyone scrapes (SPEC §4), a few times per expiry period. */
+  startSweeping(clock: Clock): void {
+    this.sweepClock = clock;
+    const every = Math.max(1000, Math.round(this.expireAfterMs / 4));
+    const tick = () => {
+      this.sweep(clock.now());
+      this.timer = clock.setTimeout(tick, every);
+      this.timer.unref?.();
+    };
+    this.timer = clock.setTimeout(tick, every);
+    this.timer.unref?.();
+  }
+
+  stopSweeping(): void {
+    this.sweepClock?.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Live series. */
+  get size(): number {
+    let n = 0;
+    for (const f of this.families.values()) n += f.series.size;
+    return n;
+  }
+
+  /** Prometheus text of every live series, in chunks of a few thousand lines. */
+  *chunks(now: number): Generator<string> {
+    const limit = now - this.expireAfterMs;
+    let out = '';
+    let lines = 0;
+    for (const f of this.families.values()) {
+      let header = `# HELP ${f.name} Reported by workspace agents.\n# TYPE ${f.name} ${f.type}\n`;
+      for (const s of f.series) {
+        if (s.at < limit) continue;
+        out += `${header}${s.prefix}${formatValue(s.value)}\n`;
+        header = '';
+        if (++lines % LINES_PER_CHUNK === 0) {
+          yield out;
+          out = '';
+        }
       }
     }
-    let out = '';
-    for (const [name, list] of byName) {
-      out += `# HELP ${name} Reported by workspace agents.\n# TYPE ${name} ${list[0]!.type}\n`;
-      for (const s of list) out += `${name}{${s.labels}} ${formatValue(s.value)}\n`;
+    if (out !== '') yield out;
+  }
+
+  /** The whole rendering as one string (tests, small registries). */
+  render(now: number): string {
+    let text = '';
+    for (const c of this.chunks(now)) text += c;
+    return text;
+  }
+
+  /** Every live series, for merging the renderings of several processes. */
+  samples(now: number): SeriesSample[] {
+    const limit = now - this.expireAfterMs;
+    const out: SeriesSample[] = [];
+    for (const f of this.families.values()) {
+      for (const s of f.series) {
+        if (s.at >= limit) out.push({ name: f.name, type: f.type, prefix: s.prefix, value: s.value, at: s.at });
+      }
     }
     return out;
   }

@@ -2,7 +2,7 @@
 // handler → answer text. Requests, notifications and batches; the answer of a request that waits
 // for the database comes as a promise. No socket here: the connection owns that.
 import { performance } from 'node:perf_hooks';
-import { RpcError, type RpcErrorCode } from '@agentgate/shared';
+import { MAX_BATCH_ELEMENTS, RpcError, type RpcErrorCode } from '@agentgate/shared';
 import {
   failure,
   type HandlerOutcome,
@@ -84,7 +84,8 @@ export class Router {
       };
     }
     if (!Array.isArray(msg)) return { answer: this.one(msg, src, t0), requests: 1 };
-    if (msg.length === 0) {
+    // An empty batch, or one over 64 elements (SPEC §4): one -32600 for a token, nothing in it processed.
+    if (msg.length === 0 || msg.length > MAX_BATCH_ELEMENTS) {
       const code = src.take() ? RpcError.InvalidRequest : RpcError.RateLimited;
       return { answer: this.reject('unknown', 'null', code), requests: 0 };
     }

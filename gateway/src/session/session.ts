@@ -59,13 +59,16 @@ export class Session {
   onRevoke: ((reason: RevokeReason) => void) | undefined;
   private scheduler: RefreshScheduler | undefined;
   private slowPath: Promise<WorkspaceIdentity | null> | undefined;
+  /** Lower case: tokens are UUIDs, compared case-insensitively (SPEC §3). */
+  private readonly token: string;
 
   constructor(
     private readonly deps: SessionDeps,
     row: AgentWorkspaceRow,
     /** The token this session authenticated with; a changed token revokes the session. */
-    private readonly token: string,
+    token: string,
   ) {
+    this.token = token.toLowerCase();
     this.connectedAt = deps.clock.now();
     const ws = row.workspace;
     this.subject = {
@@ -185,7 +188,7 @@ export class Session {
   ): RevokeReason | undefined {
     if (!agent) return 'agent_gone';
     if (agent.deleted) return 'agent_deleted';
-    if (agent.authToken !== this.token) return 'token_changed';
+    if (agent.authToken.toLowerCase() !== this.token) return 'token_changed';
     if (!ws) return 'workspace_gone';
     if (ws.deleted) return 'workspace_deleted';
     if (ws.dormant) return 'workspace_dormant';

@@ -35,6 +35,7 @@ export const CloseCode = {
   MessageTooBig: 1009,
   InternalError: 1011,
   SlowConsumer: 4008,
+  Replaced: 4009,
   NotAuthorized: 4501,
 } as const;
 export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];
@@ -53,6 +54,7 @@ export const CloseReason: Record<CloseCodeValue, string> = {
   [CloseCode.MessageTooBig]: 'frame exceeds the size limit',
   [CloseCode.InternalError]: 'internal error',
   [CloseCode.SlowConsumer]: 'slow consumer',
+  [CloseCode.Replaced]: 'replaced by a newer session of the same agent',
   [CloseCode.NotAuthorized]: 'no longer authorized',
 };
 
@@ -62,4 +64,6 @@ export const RPC_PATH = '/api/v2/workspaceagents/me/rpc';
 export const METADATA_KEYS_BUDGET_BYTES = 6144;
 export const METADATA_VALUE_LIMIT_BYTES = 2048;
 export const MAX_UNANSWERED_PER_SESSION = 64;
+/** Elements of one JSON-RPC batch (SPEC §4); a longer batch is answered with a single -32600. */
+export const MAX_BATCH_ELEMENTS = 64;
 export const SLOW_CONSUMER_BYTES = 1024 * 1024;
