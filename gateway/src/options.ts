@@ -223,7 +223,7 @@ function convert(spec: OptionSpec, raw: string): KindValues[Kind] | Invalid {
 }
 
 /** The one-line error for a bad value of `spec`, blaming `name` (its flag or its env var). */
-export function invalidValue(spec: OptionSpec, name: string, detail?: string): UsageError {
+function invalidValue(spec: OptionSpec, name: string, detail?: string): UsageError {
   return new UsageError(`invalid ${name}: expected ${allowed(spec)}${detail ? ` (${detail})` : ''}`);
 }
 
