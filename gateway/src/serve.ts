@@ -7,16 +7,14 @@ import { Gateway } from './hub/gateway.js';
 import { createHttpServer } from './http/server.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './ops/embedded-postgres.js';
 import { createLogger, type Logger } from './ops/log.js';
+import { UsageError } from './options.js';
 import { connect, redactUrl } from './store/db.js';
 import { migrate } from './store/migrate.js';
 import { PgStore } from './store/pg-store.js';
 
-class UserError extends Error {
-  readonly userError = true;
-}
-
-export async function serveMain(argv: string[]): Promise<number> {
-  const config = loadConfig(argv);
+/** `agentgate serve`: returns the exit code; throws UsageError for what the user must fix. */
+export async function serveMain(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const config = loadConfig(argv, env);
   const log = createLogger(config.logLevel);
   return serve(config, log);
 }
@@ -89,9 +87,9 @@ async function serve(config: Config, log: Logger): Promise<number> {
     await shutdownDb();
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE')
-      throw new UserError(`cannot listen on ${config.listenHost}:${config.listenPort}: address in use`);
+      throw new UsageError(`cannot listen on ${config.listenHost}:${config.listenPort}: address in use`);
     if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') {
-      throw new UserError(`cannot listen on ${config.listenHost}:${config.listenPort}: ${e.code}`);
+      throw new UsageError(`cannot listen on ${config.listenHost}:${config.listenPort}: ${e.code}`);
     }
     throw err;
   }

@@ -4,7 +4,7 @@
 // worker processes. Prints one table (progress goes to stderr) and optionally writes JSON.
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { parseFlags } from '@agentgate/gateway/config';
+import { type OptionTable, parse } from '@agentgate/gateway/options';
 import { type BenchDatabase, startBenchDatabase } from './bench/bench-db.js';
 import {
   type LoadShape,
@@ -14,15 +14,8 @@ import {
   settledRss,
   toRunResult,
 } from './bench/measure.js';
-import {
-  gatewayCommand,
-  liveServerPids,
-  type ServerProcess,
-  scriptCommand,
-  startServer,
-} from './bench/server-process.js';
+import { cliCommand, liveServerPids, type ServerProcess, scriptCommand, startServer } from './bench/server-process.js';
 import { formatBenchTable, formatIdleTable, type IdleResult } from './bench/table.js';
-import { durationFlag, intFlag, UsageError } from './loadtest.js';
 import { liveWorkerPids, runLoad } from './loadtest/run-load.js';
 import { seed } from './seed.js';
 
@@ -43,20 +36,6 @@ export interface BenchArgs {
   runs: RunName[];
 }
 
-const FLAGS = [
-  '--agents',
-  '--duration',
-  '--warmup',
-  '--json',
-  '--idle-sessions',
-  '--rate',
-  '--inflight',
-  '--procs',
-  '--ramp',
-  '--metadata-keys',
-  '--runs',
-];
-
 /**
  * Offered load of the latency run: one frame per second per default agent, which even the
  * uncached gateway sustains on 2 cores (shared with its database and the load generator), so
@@ -67,31 +46,68 @@ const DEFAULT_FIXED_RATE = 2000;
 /** Sessions one gateway process may hold: its open files are capped at 20 000. */
 const MAX_IDLE_SESSIONS = 19_500;
 
-export function parseBenchArgs(argv: string[]): BenchArgs {
-  const flags = parseFlags(argv, FLAGS);
-  const runsRaw = flags.get('--runs') ?? RUN_NAMES.join(',');
-  const runs = runsRaw === 'none' ? [] : runsRaw.split(',').map((s) => s.trim());
-  for (const r of runs) {
-    if (!(RUN_NAMES as readonly string[]).includes(r)) {
-      throw new UsageError(`invalid --runs: ${JSON.stringify(r)} is not one of ${RUN_NAMES.join(', ')} (or none)`);
-    }
-  }
-  const idleSessions = intFlag(flags, '--idle-sessions', 0) ?? 0;
-  if (idleSessions > MAX_IDLE_SESSIONS) {
-    throw new UsageError(`invalid --idle-sessions: at most ${MAX_IDLE_SESSIONS} (one process holds 20 000 files)`);
-  }
+export const BENCH_OPTIONS = {
+  agents: { flag: '--agents', kind: 'int', min: 1, default: '2000', help: 'agents that drive the load' },
+  duration: { flag: '--duration', kind: 'duration', default: '20s', min: 1000, help: 'measured time of each run' },
+  warmup: { flag: '--warmup', kind: 'duration', default: '3s', min: 0, help: 'unmeasured load before each run' },
+  json: { flag: '--json', kind: 'out-file', help: 'write the SPEC §9 JSON here' },
+  idleSessions: {
+    flag: '--idle-sessions',
+    kind: 'int',
+    min: 0,
+    max: MAX_IDLE_SESSIONS,
+    default: '0',
+    help: 'also measure the memory of N idle sessions (echo vs gateway; one process holds 20 000 files)',
+  },
+  rate: {
+    flag: '--rate',
+    kind: 'int',
+    min: 0,
+    default: String(DEFAULT_FIXED_RATE),
+    arg: 'R',
+    help: 'total frames/s of the fixed-rate latency run; 0 skips it',
+  },
+  inflight: {
+    flag: '--inflight',
+    kind: 'int',
+    min: 1,
+    default: '1',
+    arg: 'W',
+    help: 'requests in flight per agent in the saturation run',
+  },
+  procs: { flag: '--procs', kind: 'int', min: 1, default: '1', arg: 'P', help: 'load generator processes' },
+  ramp: { flag: '--ramp', kind: 'int', min: 1, default: '2000', help: 'new connections per second' },
+  metadataKeys: {
+    flag: '--metadata-keys',
+    kind: 'int',
+    min: 0,
+    default: '4',
+    arg: 'K',
+    help: 'metadata keys per agent',
+  },
+  runs: {
+    flag: '--runs',
+    kind: 'list',
+    choices: RUN_NAMES,
+    default: RUN_NAMES.join(','),
+    help: 'which servers to measure, in this order',
+  },
+} as const satisfies OptionTable;
+
+export function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv): BenchArgs {
+  const o = parse(BENCH_OPTIONS, argv, env);
   return {
-    agents: intFlag(flags, '--agents', 1) ?? 2000,
-    durationMs: durationFlag(flags, '--duration', '20s', 1000),
-    warmupMs: durationFlag(flags, '--warmup', '3s', 0),
-    jsonFile: flags.get('--json'),
-    idleSessions,
-    rate: intFlag(flags, '--rate', 0) ?? DEFAULT_FIXED_RATE,
-    inflight: intFlag(flags, '--inflight', 1) ?? 1,
-    procs: intFlag(flags, '--procs', 1) ?? 1,
-    rampPerSec: intFlag(flags, '--ramp', 1) ?? 2000,
-    metadataKeys: intFlag(flags, '--metadata-keys', 0) ?? 4,
-    runs: runs as RunName[],
+    agents: o.agents,
+    durationMs: o.duration,
+    warmupMs: o.warmup,
+    jsonFile: o.json,
+    idleSessions: o.idleSessions,
+    rate: o.rate,
+    inflight: o.inflight,
+    procs: o.procs,
+    rampPerSec: o.ramp,
+    metadataKeys: o.metadataKeys,
+    runs: o.runs as RunName[],
   };
 }
 
@@ -101,7 +117,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 function startTarget(name: RunName, db: BenchDatabase): Promise<ServerProcess> {
   if (name === 'echo') return startServer('echo server', scriptCommand('./echo-server.js'));
   const args = [
-    ...gatewayCommand(),
+    ...cliCommand(),
     'serve',
     '--database-url',
     db.gatewayUrl,
@@ -114,8 +130,9 @@ function startTarget(name: RunName, db: BenchDatabase): Promise<ServerProcess> {
   return startServer(`gateway (${name})`, args, { env: { AGENTGATE_LOG_LEVEL: 'info' } });
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const args = parseBenchArgs(argv);
+/** `agentgate bench ...`; returns the exit code. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const args = parseBenchArgs(argv, env);
   const abort = new AbortController();
   let db: BenchDatabase | undefined;
   let interrupts = 0;

@@ -2,23 +2,86 @@
 // and metadata at the given intervals (or a fixed total rate, or a closed loop), shows progress on
 // stderr, prints a summary on stdout and optionally writes the JSON report.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { parseFlags } from '@agentgate/gateway/config';
+import { type OptionTable, parseWithSources, UsageError } from '@agentgate/gateway/options';
 import { connect } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
-import { parseDuration } from '@agentgate/shared';
 import { formatSummary, ProgressPrinter } from './loadtest/report.js';
 import { type LoadMode, type LoadReport, liveWorkerPids, runLoad } from './loadtest/run-load.js';
 import { seed } from './seed.js';
 
-/** An error the user fixes by changing the command line: one line, exit 2 (see gateway cli.ts). */
-export class UsageError extends Error {
-  readonly userError = true;
-  override name = 'UsageError';
-}
-
 /** Agents per worker process by default: well under the 20 000 open files of one process. */
 export const AGENTS_PER_PROC = 15_000;
-export const DEFAULT_METADATA_KEYS = 4;
+
+export const LOADTEST_OPTIONS = {
+  url: {
+    flag: '--url',
+    kind: 'ws-url',
+    required: true,
+    help: 'the gateway, ws://HOST:PORT/api/v2/workspaceagents/me/rpc',
+  },
+  tokens: { flag: '--tokens', kind: 'string', arg: 'FILE', help: 'agent tokens written by `agentgate seed --out`' },
+  databaseUrl: {
+    flag: '--database-url',
+    env: 'DATABASE_URL',
+    kind: 'postgres-url',
+    help: 'seed --agents agents into this database instead of reading --tokens',
+  },
+  agents: {
+    flag: '--agents',
+    kind: 'int',
+    min: 1,
+    defaultHelp: 'every token',
+    help: 'agents to drive (to seed, with --database-url)',
+  },
+  duration: { flag: '--duration', kind: 'duration', default: '60s', min: 100, help: 'how long to drive the load' },
+  statsInterval: {
+    flag: '--stats-interval',
+    kind: 'duration',
+    default: '1s',
+    min: 1,
+    help: 'UpdateStats period of each agent (without --rate or --inflight)',
+  },
+  metadataInterval: {
+    flag: '--metadata-interval',
+    kind: 'duration',
+    default: '1s',
+    min: 1,
+    help: 'BatchUpdateMetadata period of each agent (without --rate or --inflight)',
+  },
+  metadataKeys: {
+    flag: '--metadata-keys',
+    kind: 'int',
+    min: 0,
+    default: '4',
+    arg: 'K',
+    help: 'metadata keys per agent (m0..m{K-1}, as seed declares them)',
+  },
+  procs: {
+    flag: '--procs',
+    kind: 'int',
+    min: 1,
+    arg: 'P',
+    defaultHelp: `one per ${AGENTS_PER_PROC} agents`,
+    help: 'worker processes that hold the sockets',
+  },
+  rate: { flag: '--rate', kind: 'int', min: 1, arg: 'R', help: 'a fixed total of R frames/s (open loop)' },
+  inflight: {
+    flag: '--inflight',
+    kind: 'int',
+    min: 1,
+    arg: 'W',
+    help: 'W requests in flight per agent (closed loop: saturation)',
+  },
+  ramp: { flag: '--ramp', kind: 'int', min: 1, default: '1000', help: 'new connections per second' },
+  requestTimeout: {
+    flag: '--request-timeout',
+    kind: 'duration',
+    default: '30s',
+    min: 10,
+    help: 'a frame with no answer by then counts as unanswered',
+  },
+  json: { flag: '--json', kind: 'out-file', help: 'write the SPEC §9 JSON report here' },
+} as const satisfies OptionTable;
 
 export interface LoadtestArgs {
   url: string;
@@ -34,82 +97,38 @@ export interface LoadtestArgs {
   jsonFile: string | undefined;
 }
 
-const FLAGS = [
-  '--url',
-  '--tokens',
-  '--database-url',
-  '--agents',
-  '--duration',
-  '--stats-interval',
-  '--metadata-interval',
-  '--metadata-keys',
-  '--procs',
-  '--rate',
-  '--inflight',
-  '--ramp',
-  '--request-timeout',
-  '--json',
-];
-
-export function durationFlag(flags: Map<string, string>, name: string, fallback: string, minMs = 1): number {
-  const raw = flags.get(name) ?? fallback;
-  const ms = parseDuration(raw);
-  if (ms === undefined || ms < minMs)
-    throw new UsageError(`invalid ${name}: expected a duration like 500ms, 30s or 5m`);
-  return ms;
-}
-
-export function intFlag(flags: Map<string, string>, name: string, min: number): number | undefined {
-  const raw = flags.get(name);
-  if (raw === undefined) return undefined;
-  const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min)
-    throw new UsageError(`invalid ${name}: expected an integer of at least ${min}`);
-  return n;
-}
-
-export function parseLoadtestArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): LoadtestArgs {
-  const flags = parseFlags(argv, FLAGS);
-  const url = flags.get('--url');
-  if (!url) throw new UsageError('missing --url WS_URL (ws://HOST:PORT/api/v2/workspaceagents/me/rpc)');
-  if (!/^wss?:\/\/./.test(url)) throw new UsageError('invalid --url: expected a ws:// or wss:// URL');
-  const tokensFile = flags.get('--tokens');
-  const databaseUrl =
-    flags.get('--database-url') ?? (flags.has('--tokens') ? undefined : env['DATABASE_URL'] || undefined);
-  const agents = intFlag(flags, '--agents', 1);
-  if (tokensFile && flags.has('--database-url'))
+export function parseLoadtestArgs(argv: string[], env: NodeJS.ProcessEnv): LoadtestArgs {
+  const { values: o, sources } = parseWithSources(LOADTEST_OPTIONS, argv, env);
+  // DATABASE_URL from the environment only matters when there is no --tokens.
+  const databaseUrl = o.tokens !== undefined && sources.databaseUrl === 'env' ? undefined : o.databaseUrl;
+  if (o.tokens !== undefined && databaseUrl !== undefined) {
     throw new UsageError('give either --tokens or --database-url, not both');
-  if (!tokensFile) {
-    if (!databaseUrl) throw new UsageError('missing --tokens FILE (or --database-url URL --agents N to seed agents)');
-    if (!/^postgres(ql)?:\/\/./.test(databaseUrl))
-      throw new UsageError('invalid --database-url: expected a postgres:// URL');
-    if (agents === undefined) throw new UsageError('missing --agents N: how many agents to seed');
   }
-  const rate = intFlag(flags, '--rate', 1);
-  const inflight = intFlag(flags, '--inflight', 1);
-  if (rate !== undefined && inflight !== undefined) throw new UsageError('give either --rate or --inflight, not both');
+  if (o.tokens === undefined) {
+    if (databaseUrl === undefined) {
+      throw new UsageError('missing --tokens FILE (or --database-url URL --agents N to seed agents)');
+    }
+    if (o.agents === undefined) throw new UsageError('missing --agents N: how many agents to seed');
+  }
+  if (o.rate !== undefined && o.inflight !== undefined) {
+    throw new UsageError('give either --rate or --inflight, not both');
+  }
   let mode: LoadMode;
-  if (rate !== undefined) mode = { kind: 'rate', framesPerSec: rate };
-  else if (inflight !== undefined) mode = { kind: 'inflight', perAgent: inflight };
-  else {
-    mode = {
-      kind: 'interval',
-      statsIntervalMs: durationFlag(flags, '--stats-interval', '1s'),
-      metadataIntervalMs: durationFlag(flags, '--metadata-interval', '1s'),
-    };
-  }
+  if (o.rate !== undefined) mode = { kind: 'rate', framesPerSec: o.rate };
+  else if (o.inflight !== undefined) mode = { kind: 'inflight', perAgent: o.inflight };
+  else mode = { kind: 'interval', statsIntervalMs: o.statsInterval, metadataIntervalMs: o.metadataInterval };
   return {
-    url,
-    tokensFile,
+    url: o.url,
+    tokensFile: o.tokens,
     databaseUrl,
-    agents,
-    durationMs: durationFlag(flags, '--duration', '60s', 100),
+    agents: o.agents,
+    durationMs: o.duration,
     mode,
-    metadataKeys: intFlag(flags, '--metadata-keys', 0) ?? DEFAULT_METADATA_KEYS,
-    procs: intFlag(flags, '--procs', 1),
-    rampPerSec: intFlag(flags, '--ramp', 1) ?? 1000,
-    requestTimeoutMs: durationFlag(flags, '--request-timeout', '30s', 10),
-    jsonFile: flags.get('--json'),
+    metadataKeys: o.metadataKeys,
+    procs: o.procs,
+    rampPerSec: o.ramp,
+    requestTimeoutMs: o.requestTimeout,
+    jsonFile: o.json,
   };
 }
 
@@ -146,8 +165,9 @@ export function reportJson(r: LoadReport): string {
   return `${JSON.stringify(r, null, 2)}\n`;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const args = parseLoadtestArgs(argv);
+/** `agentgate loadtest ...`; returns the exit code. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const args = parseLoadtestArgs(argv, env);
   let tokens: string[];
   if (args.tokensFile) {
     tokens = readTokens(args.tokensFile);

@@ -2,10 +2,11 @@
 // jobs, one `start` build per workspace, resources, agents and their declared metadata keys, in
 // batched `unnest` statements, and writes the agents' tokens for the load test.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseFlags } from '@agentgate/gateway/config';
+import { DATABASE_OPTIONS } from '@agentgate/gateway/config';
 import { resolveDatabase } from '@agentgate/gateway/ops/embedded-postgres';
+import { type OptionTable, parse } from '@agentgate/gateway/options';
 import { connect, type Sql } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
 import { PREBUILDS_USER_ID } from '@agentgate/gateway/store/migrations';
@@ -32,12 +33,6 @@ const WORKSPACES_PER_USER = 10;
 const ROWS_PER_STATEMENT = 20_000;
 const MAX_WORKSPACES_PER_BATCH = 2_500;
 const HOUR_NS = 3_600_000_000_000;
-
-/** An error the user fixes by changing the command line: one line, exit 2 (see cli.ts). */
-class SeedUsageError extends Error {
-  readonly userError = true;
-  override name = 'SeedUsageError';
-}
 
 /**
  * Inserts `agents` workspaces, each with one agent and `metadataKeys` declared metadata keys
@@ -146,63 +141,43 @@ export async function seed(sql: Sql, opts: SeedOptions): Promise<SeededAgent[]> 
   return out;
 }
 
-interface SeedArgs {
-  agents: number;
-  metadataKeys: number;
-  prebuildFraction: number;
-  out: string;
-  databaseUrl: string | undefined;
-  dataDir: string;
-}
-
-function parseArgs(argv: string[], env: NodeJS.ProcessEnv): SeedArgs {
-  const flags = parseFlags(argv, [
-    '--agents',
-    '--metadata-keys',
-    '--prebuild-fraction',
-    '--database-url',
-    '--data-dir',
-    '--out',
-  ]);
-  const agentsRaw = flags.get('--agents');
-  if (agentsRaw === undefined) throw new SeedUsageError('missing --agents N (a positive integer)');
-  const agents = /^\d+$/.test(agentsRaw) ? Number(agentsRaw) : Number.NaN;
-  if (!Number.isSafeInteger(agents) || agents < 1) {
-    throw new SeedUsageError('invalid --agents: expected a positive integer');
-  }
-  const keysRaw = flags.get('--metadata-keys') ?? '0';
-  const metadataKeys = /^\d+$/.test(keysRaw) ? Number(keysRaw) : Number.NaN;
-  if (!Number.isSafeInteger(metadataKeys)) {
-    throw new SeedUsageError('invalid --metadata-keys: expected an integer of at least 0');
-  }
-  const fractionRaw = flags.get('--prebuild-fraction') ?? '0';
-  const prebuildFraction = /^(\d+(\.\d*)?|\.\d+)$/.test(fractionRaw) ? Number(fractionRaw) : Number.NaN;
-  if (!(prebuildFraction >= 0 && prebuildFraction <= 1)) {
-    throw new SeedUsageError('invalid --prebuild-fraction: expected a number from 0 to 1');
-  }
-  const out = flags.get('--out');
-  if (!out) throw new SeedUsageError('missing --out FILE (where the tokens are written)');
-  const dir = path.dirname(path.resolve(out));
-  let dirOk = false;
-  try {
-    dirOk = statSync(dir).isDirectory();
-  } catch {
-    dirOk = false;
-  }
-  if (!dirOk) throw new SeedUsageError(`invalid --out: directory ${dir} does not exist`);
-  const databaseUrl = flags.get('--database-url') ?? (env['DATABASE_URL'] || undefined);
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\/./.test(databaseUrl)) {
-    // Never echo the URL: it may hold a password.
-    const name = flags.has('--database-url') ? '--database-url' : 'DATABASE_URL';
-    throw new SeedUsageError(`invalid ${name}: expected a postgres:// URL`);
-  }
-  const dataDir = flags.get('--data-dir') ?? (env['AGENTGATE_DATA_DIR'] || '.agentgate');
-  return { agents, metadataKeys, prebuildFraction, out, databaseUrl, dataDir };
-}
+export const SEED_OPTIONS = {
+  agents: {
+    flag: '--agents',
+    kind: 'int',
+    min: 1,
+    required: true,
+    help: 'agents to create, each in its own workspace',
+  },
+  metadataKeys: {
+    flag: '--metadata-keys',
+    kind: 'int',
+    min: 0,
+    default: '0',
+    arg: 'K',
+    help: 'metadata keys declared per agent (m0..m{K-1})',
+  },
+  prebuildFraction: {
+    flag: '--prebuild-fraction',
+    kind: 'number',
+    min: 0,
+    max: 1,
+    default: '0',
+    arg: 'F',
+    help: 'share of workspaces owned by the prebuilds user (unclaimed prebuilds)',
+  },
+  out: {
+    flag: '--out',
+    kind: 'out-file',
+    required: true,
+    help: 'where the tokens are written: [{agentId, workspaceId, token}]',
+  },
+  ...DATABASE_OPTIONS,
+} as const satisfies OptionTable;
 
 /** `agentgate seed ...`; returns the exit code. */
-export async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, process.env);
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const args = parse(SEED_OPTIONS, argv, env);
   const db = await resolveDatabase({ databaseUrl: args.databaseUrl, dataDir: path.join(args.dataDir, 'pgdata') });
   const sql = connect(db.url, { max: 1, applicationName: 'agentgate-seed' });
   try {

@@ -1,16 +1,18 @@
 // Configuration of SPEC §1: defaults, env vs flag (flag wins), both flag spellings, durations, and
-// one clear ConfigError naming the option as the operator wrote it (flag or env var).
+// one clear UsageError naming the option as the operator wrote it (flag or env var).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig } from '../../gateway/src/config.ts';
+import { loadConfig, SERVE_OPTIONS } from '../../gateway/src/config.ts';
+import { DataDirBusyError } from '../../gateway/src/ops/embedded-postgres.ts';
+import { UsageError } from '../../gateway/src/options.ts';
 
-/** Runs loadConfig and returns the ConfigError it must throw. */
-function configError(argv: string[], env: NodeJS.ProcessEnv = {}): ConfigError {
+/** Runs loadConfig and returns the UsageError it must throw. */
+function configError(argv: string[], env: NodeJS.ProcessEnv = {}): UsageError {
   try {
     loadConfig(argv, env);
   } catch (e) {
-    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
+    assert.ok(e instanceof UsageError, `expected a UsageError, got ${String(e)}`);
     assert.ok(!e.message.includes('\n'), `one line: ${JSON.stringify(e.message)}`);
     return e;
   }
@@ -126,7 +128,7 @@ describe('loadConfig', () => {
     assert.equal(v6.listenPort, 9000);
   });
 
-  describe('invalid values throw one ConfigError naming the option and what is allowed', () => {
+  describe('invalid values throw one UsageError naming the option and what is allowed', () => {
     // [flag, env var, bad values, what the message must say is allowed]
     const cases: [string, string, string[], RegExp][] = [
       ['--listen', 'AGENTGATE_LISTEN', ['localhost', '127.0.0.1:65536', ':x'], /host:port/],
@@ -174,7 +176,7 @@ describe('loadConfig', () => {
   test('unknown flags, stray arguments and missing values throw', () => {
     assert.match(configError(['--nope', '1']).message, /--nope/);
     assert.match(configError(['--listen=127.0.0.1:0', '--Listen', 'x']).message, /--Listen/);
-    assert.throws(() => loadConfig(['serve-now'], {}), ConfigError);
+    assert.throws(() => loadConfig(['serve-now'], {}), UsageError);
     assert.match(configError(['--listen']).message, /--listen/);
     assert.match(configError(['--listen', '--log-level', 'info']).message, /--listen/);
   });
@@ -183,10 +185,33 @@ describe('loadConfig', () => {
     const c = loadConfig([], { AGENTGATE_UNKNOWN: 'x', PATH: '/bin', AGENTGATE_WORKERS_TYPO: '3' });
     assert.equal(c.listenPort, 8080);
   });
+
+  test('an empty env var counts as unset; an empty flag value is an error', () => {
+    assert.equal(loadConfig([], { AGENTGATE_LISTEN: '' }).listenPort, 8080);
+    assert.equal(loadConfig([], { AGENTGATE_ADMIN_TOKEN: '' }).adminToken, undefined);
+    assert.match(configError(['--admin-token=']).message, /--admin-token/);
+  });
+
+  test('every serve option has a flag and an env var, and the data dir is one of them', () => {
+    for (const [key, spec] of Object.entries(SERVE_OPTIONS)) {
+      assert.match(spec.flag, /^--[a-z-]+$/, key);
+      assert.match(spec.env, /^(DATABASE_URL|AGENTGATE_[A-Z_]+)$/, key);
+    }
+    const c = loadConfig(['--data-dir', '/tmp/x'], {});
+    assert.equal(c.dataDir, '/tmp/x');
+    assert.equal(loadConfig([], { AGENTGATE_DATA_DIR: '/tmp/y' }).dataDir, '/tmp/y');
+    assert.equal(loadConfig([], {}).dataDir, '.agentgate');
+  });
+});
+
+test('a busy data dir is a UsageError (exit 2 in the CLI)', () => {
+  const e = new DataDirBusyError('/tmp/pgdata', 123);
+  assert.ok(e instanceof UsageError);
+  assert.equal(e.name, 'DataDirBusyError');
 });
 
 describe('agentgate serve with invalid configuration', () => {
-  const bin = new URL('../../gateway/bin/agentgate.js', import.meta.url).pathname;
+  const bin = new URL('../../scripts/bin/agentgate.js', import.meta.url).pathname;
   const run = (args: string[], env: Record<string, string> = {}) => {
     const cleanEnv = { ...process.env, ...env };
     delete cleanEnv['DATABASE_URL'];

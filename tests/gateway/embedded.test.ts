@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { runningPostmaster } from '../../gateway/src/ops/embedded-postgres.ts';
 import { httpRequest } from '../helpers/fixtures.ts';
 
-const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../gateway/bin/agentgate.js');
+const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/bin/agentgate.js');
 
 interface Served {
   child: ChildProcess;

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
-const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../gateway/bin/agentgate.js');
+const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/bin/agentgate.js');
 
 export interface GatewayProcess {
   /** ws://127.0.0.1:PORT/api/v2/workspaceagents/me/rpc */

@@ -11,7 +11,7 @@ import { scriptCommand, type ServerProcess, startServer } from '../../scripts/sr
 import { encodeHistogram, latencyMs, mergeEncoded, newLatencyHistogram } from '../../scripts/src/loadtest/histogram.ts';
 import { splitSizes } from '../../scripts/src/loadtest/run-load.ts';
 
-const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../gateway/bin/agentgate.js');
+const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/bin/agentgate.js');
 
 interface Report {
   agents: number;

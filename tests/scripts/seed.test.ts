@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { PREBUILDS_USER_ID } from '../../gateway/src/store/migrations.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 
-const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../gateway/bin/agentgate.js');
+const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/bin/agentgate.js');
 
 interface CliResult {
   code: number | null;

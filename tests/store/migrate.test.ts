@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect, type Sql } from '../../gateway/src/store/db.ts';
 import { serverUrl } from '../helpers/db.ts';
 
-const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../gateway/bin/agentgate.js');
+const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/bin/agentgate.js');
 const PREBUILDS_USER_ID = 'c42fdf75-3097-471c-8c33-fb52454d81c0';
 const ZERO_TIME = `'0001-01-01 00:00:00+00'`;
 

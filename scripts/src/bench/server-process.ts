@@ -27,10 +27,9 @@ export function scriptCommand(relativeToBench: string): string[] {
   return fromSource ? ['--import', 'tsx', file] : [file];
 }
 
-/** `node gateway/bin/agentgate.js` of the gateway package this script was built against. */
-export function gatewayCommand(): string[] {
-  const cli = fileURLToPath(import.meta.resolve('@agentgate/gateway/cli'));
-  return [cli.replace(/dist\/cli\.js$/, 'bin/agentgate.js')];
+/** `node scripts/bin/agentgate.js`: the CLI of this package (its compiled build, even under tsx). */
+export function cliCommand(): string[] {
+  return [fileURLToPath(new URL('../../bin/agentgate.js', import.meta.url))];
 }
 
 export async function startServer(

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Entry point of `npx agentgate`: the compiled CLI lives in dist/ (run `npm run build` first).
+// Entry point of `npx agentgate`: the compiled CLI lives in dist/ (run `npm run build` first). The
+// one place that reads process.env; every command gets it as a parameter.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -9,4 +10,4 @@ if (!existsSync(fileURLToPath(cli))) {
   process.exit(2);
 }
 const { main } = await import(cli.href);
-process.exit(await main(process.argv.slice(2)));
+process.exit(await main(process.argv.slice(2), process.env));

@@ -1,0 +1,123 @@
+// `npx agentgate <command>` (SPEC §1): the top layer. Each command declares its options as a table
+// (gateway/src/options.ts), so `agentgate <command> --help` is generated from what it parses. A
+// UsageError is one line on stderr and exit 2, an unreachable database one line and exit 1,
+// anything else its stack and exit 1. The environment arrives as a parameter from bin/agentgate.js.
+import { type OptionTable, UsageError, usage, wantsHelp } from '@agentgate/gateway/options';
+
+export interface CommandModule {
+  options: OptionTable;
+  main(argv: string[], env: NodeJS.ProcessEnv): Promise<number>;
+}
+
+export interface Command {
+  /** One line for `agentgate --help`. */
+  summary: string;
+  /** Imported on use: `agentgate seed` loads neither the gateway nor the load generator. */
+  load(): Promise<CommandModule>;
+}
+
+export const COMMANDS: Readonly<Record<string, Command>> = {
+  serve: {
+    summary: 'run the gateway (what `npm start` runs); every option is also an env var',
+    load: async () => {
+      const [config, serve] = await Promise.all([
+        import('@agentgate/gateway/config'),
+        import('@agentgate/gateway/serve'),
+      ]);
+      return { options: config.SERVE_OPTIONS, main: serve.serveMain };
+    },
+  },
+  migrate: {
+    summary: 'apply the database migrations (idempotent)',
+    load: async () => {
+      const m = await import('./migrate.js');
+      return { options: m.MIGRATE_OPTIONS, main: m.main };
+    },
+  },
+  seed: {
+    summary: 'create agents to test with and write their tokens',
+    load: async () => {
+      const m = await import('./seed.js');
+      return { options: m.SEED_OPTIONS, main: m.main };
+    },
+  },
+  loadtest: {
+    summary: 'hold N agent sockets, drive stats and metadata, report latency',
+    load: async () => {
+      const m = await import('./loadtest.js');
+      return { options: m.LOADTEST_OPTIONS, main: m.main };
+    },
+  },
+  bench: {
+    summary: 'echo server vs gateway cached vs uncached, under the same load',
+    load: async () => {
+      const m = await import('./bench.js');
+      return { options: m.BENCH_OPTIONS, main: m.main };
+    },
+  },
+};
+
+/** `agentgate --help`: the command list. */
+export function commandsUsage(): string {
+  const names = Object.keys(COMMANDS);
+  const width = Math.max(...names.map((n) => n.length)) + 2;
+  return [
+    'usage: agentgate <command> [options]',
+    '',
+    'commands:',
+    ...names.map((n) => `  ${n.padEnd(width)}${COMMANDS[n]!.summary}`),
+    '',
+    '`agentgate <command> --help` lists the options of a command.',
+    '',
+  ].join('\n');
+}
+
+/** Usage of one command (from its option table), or undefined for an unknown name. */
+export async function commandUsage(name: string): Promise<string | undefined> {
+  const command = COMMANDS[name];
+  if (!command) return undefined;
+  return usage(name, (await command.load()).options, { summary: command.summary });
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'CONNECT_TIMEOUT']);
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    process.stderr.write(commandsUsage());
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
+    process.stdout.write(commandsUsage());
+    return 0;
+  }
+  const helpFor = name === 'help' ? rest[0]! : wantsHelp(rest) ? name : undefined;
+  if (helpFor !== undefined) {
+    const text = await commandUsage(helpFor);
+    if (text === undefined) return unknownCommand(helpFor);
+    process.stdout.write(text);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) return unknownCommand(name);
+  try {
+    return await (await command.load()).main(rest, env);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`agentgate ${name}: ${err.message}\n`);
+      return 2;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (typeof e?.code === 'string' && UNREACHABLE.has(e.code)) {
+      process.stderr.write(`agentgate ${name}: cannot reach the database (${e.code})\n`);
+      return 1;
+    }
+    process.stderr.write(`agentgate ${name}: ${e?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+function unknownCommand(name: string): number {
+  process.stderr.write(`agentgate: unknown command ${JSON.stringify(name)}\n${commandsUsage()}`);
+  return 2;
+}

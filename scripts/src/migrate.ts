@@ -1,0 +1,29 @@
+// `npx agentgate migrate` (SPEC §2): applies the schema migrations to DATABASE_URL, or to the
+// embedded database in <data-dir>/pgdata (the one a running `npm start` owns, or one started here).
+import path from 'node:path';
+import { DATABASE_OPTIONS } from '@agentgate/gateway/config';
+import { resolveDatabase } from '@agentgate/gateway/ops/embedded-postgres';
+import { type OptionTable, parse } from '@agentgate/gateway/options';
+import { connect } from '@agentgate/gateway/store/db';
+import { migrate } from '@agentgate/gateway/store/migrate';
+
+export const MIGRATE_OPTIONS = { ...DATABASE_OPTIONS } as const satisfies OptionTable;
+
+/** `agentgate migrate ...`; returns the exit code. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const args = parse(MIGRATE_OPTIONS, argv, env);
+  const db = await resolveDatabase({ databaseUrl: args.databaseUrl, dataDir: path.join(args.dataDir, 'pgdata') });
+  const sql = connect(db.url, { max: 1, applicationName: 'agentgate-migrate' });
+  try {
+    const r = await migrate(sql);
+    console.log(
+      r.applied.length
+        ? `applied ${r.applied.length} migration(s): ${r.applied.join(', ')}; schema is at version ${r.current}`
+        : `schema is up to date at version ${r.current}`,
+    );
+    return 0;
+  } finally {
+    await sql.end({ timeout: 5 });
+    await db.stop();
+  }
+}
