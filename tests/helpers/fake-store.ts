@@ -53,7 +53,7 @@ interface Failure {
   when?: (args: unknown[]) => boolean;
 }
 
-export interface FixtureOptions {
+export interface FakeFixtureOptions {
   prebuild?: boolean;
   ownerId?: string;
   organizationId?: string;
@@ -66,7 +66,7 @@ export interface FixtureOptions {
   metadataKeys?: string[];
 }
 
-export interface Fixture {
+export interface FakeFixture {
   /** The agent as created (a copy). */
   agent: FakeAgent;
   /** The workspace as created (a copy). */
@@ -101,7 +101,7 @@ export class FakeStore implements Store {
   // ---- test setup ------------------------------------------------------------------------------
 
   /** Adds a workspace with one agent; the workspace is a prebuild when `prebuild` is set. */
-  fixture(opts: FixtureOptions = {}): Fixture {
+  fixture(opts: FakeFixtureOptions = {}): FakeFixture {
     const workspace: WorkspaceRow = {
       id: randomUUID(),
       ownerId: opts.prebuild ? PREBUILDS_OWNER_ID : (opts.ownerId ?? randomUUID()),
