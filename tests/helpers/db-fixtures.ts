@@ -162,7 +162,7 @@ function timeOrZero(t: Date | null | undefined): string {
 }
 
 /** Creates a user and returns its id. */
-export async function createUser(sql: Sql, username = uniq('user')): Promise<string> {
+async function createUser(sql: Sql, username = uniq('user')): Promise<string> {
   const id = randomUUID();
   await sql`insert into users (id, username) values (${id}, ${username})`;
   return id;

@@ -16,20 +16,8 @@ import type {
 
 export type StoreMethod = keyof Store;
 
-export const STORE_METHODS: readonly StoreMethod[] = [
-  'agentByToken',
-  'workspaceByAgentId',
-  'refreshIdentities',
-  'insertStatsBatch',
-  'updateMetadataBatch',
-  'bumpAndNotifyActivity',
-  'markWorkspacesUsed',
-  'updateAgentConnections',
-  'ping',
-];
-
 /** Methods that read a workspace: none of them may run on the fast path. */
-export const WORKSPACE_READS: readonly StoreMethod[] = ['agentByToken', 'workspaceByAgentId', 'refreshIdentities'];
+const WORKSPACE_READS: readonly StoreMethod[] = ['agentByToken', 'workspaceByAgentId', 'refreshIdentities'];
 
 export interface FakeAgent {
   id: string;
