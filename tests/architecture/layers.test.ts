@@ -473,32 +473,18 @@ describe('the layers of the source tree (STYLE.md)', () => {
     );
   });
 
-  test('every workspace import resolves to a source file', () => {
-    assert.deepEqual(graph.unresolved, [], report(graph.unresolved));
-  });
-
-  test('every source file is in the layer table', () => {
-    const failures = unlayered(graph);
-    assert.deepEqual(failures, [], report(failures));
-  });
-
-  test('a file imports only its own layer or lower ones', () => {
-    const failures = upwardImports(graph);
-    assert.deepEqual(failures, [], report(failures));
-  });
-
-  test('no package imports a later one (shared ← gateway ← scripts)', () => {
-    const failures = packageImports(graph);
-    assert.deepEqual(failures, [], report(failures));
-  });
-
-  test('no import cycle between files', () => {
-    const failures = fileCycles(graph);
-    assert.deepEqual(failures, [], report(failures));
-  });
-
-  test('no cycle between folders', () => {
-    const failures = folderCycles(graph);
-    assert.deepEqual(failures, [], report(failures));
-  });
+  const checks: [string, (g: Graph) => string[]][] = [
+    ['every workspace import resolves to a source file', (g) => g.unresolved],
+    ['every source file is in the layer table', unlayered],
+    ['a file imports only its own layer or lower ones', upwardImports],
+    ['no package imports a later one (shared ← gateway ← scripts)', packageImports],
+    ['no import cycle between files', fileCycles],
+    ['no cycle between folders', folderCycles],
+  ];
+  for (const [name, check] of checks) {
+    test(name, () => {
+      const failures = check(graph);
+      assert.deepEqual(failures, [], report(failures));
+    });
+  }
 });

@@ -28,13 +28,13 @@ function errorCode(o: HandlerOutcome): number | undefined {
 /** Stats, metadata, stats: each frame one workspaceByAgentId, a miss and a fallback lookup; never cached. */
 async function assertEveryFrameLooksUp(h: Harness, s: Session): Promise<void> {
   assert.equal(s.identity.cached, false);
-    assert.deepEqual(await h.stats(s, someStats), statsOk);
-    assert.deepEqual(await h.metadata(s, someMetadata), { result: {} });
-    assert.deepEqual(await h.stats(s, someStats), statsOk);
-    assert.equal(h.store.count('workspaceByAgentId'), 3);
-    assert.deepEqual(await h.cache(), { hit: 0, miss: 3 });
-    assert.equal(await h.lookups('fallback'), 3);
-    assert.equal(s.identity.cached, false);
+  assert.deepEqual(await h.stats(s, someStats), statsOk);
+  assert.deepEqual(await h.metadata(s, someMetadata), { result: {} });
+  assert.deepEqual(await h.stats(s, someStats), statsOk);
+  assert.equal(h.store.count('workspaceByAgentId'), 3);
+  assert.deepEqual(await h.cache(), { hit: 0, miss: 3 });
+  assert.equal(await h.lookups('fallback'), 3);
+  assert.equal(s.identity.cached, false);
 }
 
 describe('session with the cache on: connect and fast path', () => {
