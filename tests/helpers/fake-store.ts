@@ -8,20 +8,8 @@ import type { ActivityRow, AgentConnectionRow, MetadataRow, StatsRow, Store } fr
 
 export type StoreMethod = keyof Store;
 
-export const STORE_METHODS: readonly StoreMethod[] = [
-  'agentByToken',
-  'workspaceByAgentId',
-  'refreshIdentities',
-  'insertStatsBatch',
-  'updateMetadataBatch',
-  'bumpAndNotifyActivity',
-  'markWorkspacesUsed',
-  'updateAgentConnections',
-  'ping',
-];
-
 /** Methods that read a workspace: none of them may run on the fast path. */
-export const WORKSPACE_READS: readonly StoreMethod[] = ['agentByToken', 'workspaceByAgentId', 'refreshIdentities'];
+const WORKSPACE_READS: readonly StoreMethod[] = ['agentByToken', 'workspaceByAgentId', 'refreshIdentities'];
 
 export interface FakeAgent {
   id: string;
@@ -45,7 +33,7 @@ interface Failure {
   when?: (args: unknown[]) => boolean;
 }
 
-export interface FixtureOptions {
+export interface FakeFixtureOptions {
   prebuild?: boolean;
   ownerId?: string;
   organizationId?: string;
@@ -58,7 +46,7 @@ export interface FixtureOptions {
   metadataKeys?: string[];
 }
 
-export interface Fixture {
+export interface FakeFixture {
   /** The agent as created (a copy). */
   agent: FakeAgent;
   /** The workspace as created (a copy). */
@@ -93,7 +81,7 @@ export class FakeStore implements Store {
   // ---- test setup ------------------------------------------------------------------------------
 
   /** Adds a workspace with one agent; the workspace is a prebuild when `prebuild` is set. */
-  fixture(opts: FixtureOptions = {}): Fixture {
+  fixture(opts: FakeFixtureOptions = {}): FakeFixture {
     const workspace: WorkspaceRow = {
       id: randomUUID(),
       ownerId: opts.prebuild ? PREBUILDS_OWNER_ID : (opts.ownerId ?? randomUUID()),

@@ -7,11 +7,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { scriptCommand, type ServerProcess, startServer } from '../../scripts/src/bench/server-process.ts';
+import { scriptCommand, startServer } from '../../scripts/src/bench/server-process.ts';
 import { encodeHistogram, latencyMs, mergeEncoded, newLatencyHistogram } from '../../scripts/src/loadtest/histogram.ts';
 import { splitSizes } from '../../scripts/src/loadtest/run-load.ts';
-
-const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/bin/agentgate.js');
+import { AGENTGATE_BIN } from '../helpers/cli.ts';
 
 interface Report {
   agents: number;
@@ -44,14 +43,10 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function echoServer(...flags: string[]): Promise<ServerProcess> {
-  return startServer('echo server', [...scriptCommand('./echo-server.js'), ...flags]);
-}
-
 /** Runs `agentgate loadtest ARGS --json FILE`; resolves with the exit code, stderr and the report (if written). */
 async function loadtest(args: string[]): Promise<{ code: number | null; stderr: string; report: Report | undefined }> {
   const jsonFile = path.join(dir, `report-${randomUUID()}.json`);
-  const child = spawn(process.execPath, [BIN, 'loadtest', ...args, '--json', jsonFile], {
+  const child = spawn(process.execPath, [AGENTGATE_BIN, 'loadtest', ...args, '--json', jsonFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -71,147 +66,103 @@ async function loadtest(args: string[]): Promise<{ code: number | null; stderr: 
   return { code, stderr, report };
 }
 
+/** `agentgate loadtest --url ECHO --tokens FILE ARGS` against an echo server started with `echoFlags` (stopped after). */
+async function loadtestEcho(echoFlags: string[], args: string[]): ReturnType<typeof loadtest> {
+  const echo = await startServer('echo server', [...scriptCommand('./echo-server.js'), ...echoFlags]);
+  try {
+    return await loadtest(['--url', echo.url, '--tokens', tokensFile, ...args]);
+  } finally {
+    await echo.stop();
+  }
+}
+
 const sumValues = (m: Record<string, number>) => Object.values(m).reduce((a, b) => a + b, 0);
 
 describe('loadtest against the echo server', () => {
   test('drives stats and metadata and writes the SPEC §9 report', async () => {
-    const echo = await echoServer();
-    try {
-      const { code, stderr, report } = await loadtest([
-        '--url',
-        echo.url,
-        '--tokens',
-        tokensFile,
-        '--duration',
-        '2s',
-        '--stats-interval',
-        '200ms',
-        '--metadata-interval',
-        '200ms',
-      ]);
-      assert.equal(code, 0, stderr);
-      assert.ok(report);
-      for (const key of ['agents', 'durationS', 'sent', 'acked', 'errors', 'framesPerSec', 'latencyMs']) {
-        assert.ok(key in report, `report has ${key}`);
-      }
-      assert.deepEqual(Object.keys(report.latencyMs).sort(), ['max', 'p50', 'p95', 'p99']);
-      assert.equal(report.agents, AGENTS);
-      assert.equal(report.connected, AGENTS);
-      assert.ok(report.durationS > 0);
-      assert.ok(report.acked > 0, 'frames were acknowledged');
-      assert.equal(report.sent, report.acked);
-      assert.deepEqual(report.errors, {});
-      assert.ok(report.framesPerSec > 0);
-      const l = report.latencyMs;
-      assert.ok(l.p50 > 0 && l.p50 <= l.p95 && l.p95 <= l.p99 && l.p99 <= l.max, JSON.stringify(l));
-    } finally {
-      await echo.stop();
+    const { code, stderr, report } = await loadtestEcho(
+      [],
+      ['--duration', '2s', '--stats-interval', '200ms', '--metadata-interval', '200ms'],
+    );
+    assert.equal(code, 0, stderr);
+    assert.ok(report);
+    for (const key of ['agents', 'durationS', 'sent', 'acked', 'errors', 'framesPerSec', 'latencyMs']) {
+      assert.ok(key in report, `report has ${key}`);
     }
+    assert.deepEqual(Object.keys(report.latencyMs).sort(), ['max', 'p50', 'p95', 'p99']);
+    assert.equal(report.agents, AGENTS);
+    assert.equal(report.connected, AGENTS);
+    assert.ok(report.durationS > 0);
+    assert.ok(report.acked > 0, 'frames were acknowledged');
+    assert.equal(report.sent, report.acked);
+    assert.deepEqual(report.errors, {});
+    assert.ok(report.framesPerSec > 0);
+    const l = report.latencyMs;
+    assert.ok(l.p50 > 0 && l.p50 <= l.p95 && l.p95 <= l.p99 && l.p99 <= l.max, JSON.stringify(l));
   });
 
   test('counts error answers by their JSON-RPC code', async () => {
-    const echo = await echoServer('--error-code', '-32003');
-    try {
-      const { code, stderr, report } = await loadtest(['--url', echo.url, '--tokens', tokensFile, '--duration', '1s']);
-      assert.equal(code, 0, stderr);
-      assert.ok(report);
-      assert.equal(report.acked, 0);
-      assert.ok((report.errors['-32003'] ?? 0) > 0, JSON.stringify(report.errors));
-      // Every frame sent is accounted for: acknowledged or errored.
-      assert.equal(report.sent, report.acked + sumValues(report.errors));
-    } finally {
-      await echo.stop();
-    }
+    const { code, stderr, report } = await loadtestEcho(['--error-code', '-32003'], ['--duration', '1s']);
+    assert.equal(code, 0, stderr);
+    assert.ok(report);
+    assert.equal(report.acked, 0);
+    assert.ok((report.errors['-32003'] ?? 0) > 0, JSON.stringify(report.errors));
+    // Every frame sent is accounted for: acknowledged or errored.
+    assert.equal(report.sent, report.acked + sumValues(report.errors));
   });
 
   test('errors on every second frame leave the other half acknowledged', async () => {
-    const echo = await echoServer('--error-code', '-32002', '--error-every', '2');
-    try {
-      const { code, report } = await loadtest(['--url', echo.url, '--tokens', tokensFile, '--duration', '1s']);
-      assert.equal(code, 0);
-      assert.ok(report);
-      assert.ok(report.acked > 0);
-      assert.ok((report.errors['-32002'] ?? 0) > 0);
-      assert.equal(report.sent, report.acked + sumValues(report.errors));
-    } finally {
-      await echo.stop();
-    }
+    const { code, report } = await loadtestEcho(['--error-code', '-32002', '--error-every', '2'], ['--duration', '1s']);
+    assert.equal(code, 0);
+    assert.ok(report);
+    assert.ok(report.acked > 0);
+    assert.ok((report.errors['-32002'] ?? 0) > 0);
+    assert.equal(report.sent, report.acked + sumValues(report.errors));
   });
 
   test('counts refused connections by HTTP status and exits non-zero when nothing connects', async () => {
-    const echo = await echoServer('--refuse', '401');
-    try {
-      const { code, stderr, report } = await loadtest(['--url', echo.url, '--tokens', tokensFile, '--duration', '1s']);
-      assert.equal(code, 1);
-      assert.match(stderr, /no agent could connect/);
-      assert.ok(report);
-      assert.equal(report.connected, 0);
-      assert.equal(report.sent, 0);
-      assert.equal(report.errors['401'], AGENTS);
-    } finally {
-      await echo.stop();
-    }
+    const { code, stderr, report } = await loadtestEcho(['--refuse', '401'], ['--duration', '1s']);
+    assert.equal(code, 1);
+    assert.match(stderr, /no agent could connect/);
+    assert.ok(report);
+    assert.equal(report.connected, 0);
+    assert.equal(report.sent, 0);
+    assert.equal(report.errors['401'], AGENTS);
   });
 
   test('a server that never answers: the run still ends, and the frames count as unanswered', async () => {
-    const echo = await echoServer('--silent', 'on');
-    try {
-      const started = Date.now();
-      const { code, report } = await loadtest(['--url', echo.url, '--tokens', tokensFile, '--duration', '1s']);
-      assert.equal(code, 0);
-      assert.ok(Date.now() - started < 30_000);
-      assert.ok(report);
-      assert.equal(report.acked, 0);
-      assert.ok(report.sent > 0);
-      assert.equal(report.errors['unanswered'], report.sent);
-    } finally {
-      await echo.stop();
-    }
+    const started = Date.now();
+    const { code, report } = await loadtestEcho(['--silent', 'on'], ['--duration', '1s']);
+    assert.equal(code, 0);
+    assert.ok(Date.now() - started < 30_000);
+    assert.ok(report);
+    assert.equal(report.acked, 0);
+    assert.ok(report.sent > 0);
+    assert.equal(report.errors['unanswered'], report.sent);
   });
 
   test('--rate offers a fixed total rate; --inflight keeps a window per agent', async () => {
-    const echo = await echoServer();
-    try {
-      const rate = await loadtest(['--url', echo.url, '--tokens', tokensFile, '--duration', '2s', '--rate', '50']);
-      assert.equal(rate.code, 0, rate.stderr);
-      assert.ok(rate.report);
-      // 50/s for 2 s is about 100 frames; the bound only catches a runaway scheduler.
-      assert.ok(rate.report.sent > 0 && rate.report.sent <= 200, `sent ${rate.report.sent}`);
-      assert.equal(rate.report.sent, rate.report.acked);
+    const rate = await loadtestEcho([], ['--duration', '2s', '--rate', '50']);
+    assert.equal(rate.code, 0, rate.stderr);
+    assert.ok(rate.report);
+    // 50/s for 2 s is about 100 frames; the bound only catches a runaway scheduler.
+    assert.ok(rate.report.sent > 0 && rate.report.sent <= 200, `sent ${rate.report.sent}`);
+    assert.equal(rate.report.sent, rate.report.acked);
 
-      const closed = await loadtest(['--url', echo.url, '--tokens', tokensFile, '--duration', '1s', '--inflight', '2']);
-      assert.equal(closed.code, 0, closed.stderr);
-      assert.ok(closed.report);
-      assert.ok(closed.report.acked > 0);
-      assert.deepEqual(closed.report.errors, {});
-    } finally {
-      await echo.stop();
-    }
+    const closed = await loadtestEcho([], ['--duration', '1s', '--inflight', '2']);
+    assert.equal(closed.code, 0, closed.stderr);
+    assert.ok(closed.report);
+    assert.ok(closed.report.acked > 0);
+    assert.deepEqual(closed.report.errors, {});
   });
 
   test('agents spread over several worker processes are merged into one report', async () => {
-    const echo = await echoServer();
-    try {
-      const { code, stderr, report } = await loadtest([
-        '--url',
-        echo.url,
-        '--tokens',
-        tokensFile,
-        '--duration',
-        '1s',
-        '--procs',
-        '2',
-        '--inflight',
-        '1',
-      ]);
-      assert.equal(code, 0, stderr);
-      assert.ok(report);
-      assert.equal(report.connected, AGENTS);
-      assert.ok(report.acked > 0);
-      assert.ok(report.latencyMs.max > 0);
-    } finally {
-      await echo.stop();
-    }
+    const { code, stderr, report } = await loadtestEcho([], ['--duration', '1s', '--procs', '2', '--inflight', '1']);
+    assert.equal(code, 0, stderr);
+    assert.ok(report);
+    assert.equal(report.connected, AGENTS);
+    assert.ok(report.acked > 0);
+    assert.ok(report.latencyMs.max > 0);
   });
 });
 

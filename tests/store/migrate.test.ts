@@ -1,14 +1,12 @@
 // `agentgate migrate` on an empty database, and the schema it makes checked against the contract of
 // SPEC §2 through information_schema / pg_catalog (not by reading migrations.ts).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect, type Sql } from '../../gateway/src/store/db.ts';
+import { runCli } from '../helpers/cli.ts';
 import { serverUrl } from '../helpers/db.ts';
 
-const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/bin/agentgate.js');
 const PREBUILDS_USER_ID = 'c42fdf75-3097-471c-8c33-fb52454d81c0';
 const ZERO_TIME = `'0001-01-01 00:00:00+00'`;
 
@@ -160,22 +158,6 @@ const FOREIGN: [string, string, string][] = [
   ['workspace_agents', 'resource_id', 'workspace_resources'],
   ['workspace_agent_metadata', 'workspace_agent_id', 'workspace_agents'],
 ];
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[]): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env['DATABASE_URL'];
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
-  });
-}
 
 interface InfoColumn {
   table_name: string;

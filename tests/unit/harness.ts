@@ -20,7 +20,7 @@ import type { StatsRow } from '../../gateway/src/store/store.ts';
 import type { WriteBuffer } from '../../gateway/src/store/write-buffer.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { FakeSocket } from '../helpers/fake-socket.ts';
-import { type Fixture, FakeStore, type StoreMethod } from '../helpers/fake-store.ts';
+import { type FakeFixture, FakeStore, type StoreMethod } from '../helpers/fake-store.ts';
 
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 export const MINUTE = 60_000;
@@ -61,6 +61,39 @@ export async function metricValue(
   );
   return hit?.value ?? 0;
 }
+
+/** A change to the store that revokes a session, with the reason the session must give. */
+export interface Revocation {
+  name: string;
+  reason: RevokeReason;
+  change: (store: FakeStore, fx: FakeFixture) => void;
+}
+
+/** Every SPEC §6 revocation, as a change a test makes to the fake store. */
+export const REVOCATIONS: readonly Revocation[] = [
+  {
+    name: 'workspace deleted',
+    reason: 'workspace_deleted',
+    change: (st, fx) => st.updateWorkspace(fx.workspace.id, { deleted: true }),
+  },
+  {
+    name: 'workspace dormant',
+    reason: 'workspace_dormant',
+    change: (st, fx) => st.updateWorkspace(fx.workspace.id, { dormant: true }),
+  },
+  { name: 'workspace gone', reason: 'workspace_gone', change: (st, fx) => st.workspaces.delete(fx.workspace.id) },
+  {
+    name: 'agent deleted',
+    reason: 'agent_deleted',
+    change: (st, fx) => st.updateAgent(fx.agent.id, { deleted: true }),
+  },
+  { name: 'agent gone', reason: 'agent_gone', change: (st, fx) => st.agents.delete(fx.agent.id) },
+  {
+    name: 'token changed',
+    reason: 'token_changed',
+    change: (st, fx) => st.updateAgent(fx.agent.id, { token: 'aaaaaaaa-1111-4222-8333-444444444444' }),
+  },
+];
 
 export interface HarnessOptions {
   cacheEnabled?: boolean;
@@ -135,7 +168,7 @@ export class Harness {
   }
 
   /** Opens a session from the token-check row of `fx` (as the hub's open does) and starts it. */
-  connect(fx: Fixture, opts: { row?: Fixture['row']; token?: string } = {}): Session {
+  connect(fx: FakeFixture, opts: { row?: FakeFixture['row']; token?: string } = {}): Session {
     const session = new Session(this.core.sessionDeps, opts.row ?? fx.row, opts.token ?? fx.agent.token);
     const revokes: RevokeReason[] = [];
     this.revokes.set(session, revokes);
@@ -149,7 +182,7 @@ export class Harness {
    * the `ws` events: the test calls conn.onMessage and socket.finishClose itself).
    */
   open(
-    fx: Fixture,
+    fx: FakeFixture,
     opts: { sessionRate?: number } = {},
   ): { conn: AgentConnection; socket: FakeSocket; session: Session } {
     const session = new Session(this.core.sessionDeps, fx.row, fx.agent.token);

@@ -4,10 +4,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PREBUILDS_OWNER_ID, RpcError } from '@agentgate/shared';
 import type { Metric } from '@agentgate/shared';
-import type { RevokeReason } from '../../gateway/src/domain.ts';
 import type { Session } from '../../gateway/src/session/session.ts';
-import { connectionRefused, type FakeStore, type Fixture } from '../helpers/fake-store.ts';
-import { Harness, MINUTE, metricValue, REFRESH_WINDOW_MS, statsOk } from './harness.ts';
+import { connectionRefused } from '../helpers/fake-store.ts';
+import { Harness, MINUTE, metricValue, REFRESH_WINDOW_MS, REVOCATIONS, statsOk } from './harness.ts';
 
 const someStats = { stats: { connectionCount: 0, rxBytes: 1 } };
 const cpu: Metric = { name: 'cpu_seconds', type: 'COUNTER', value: 5 };
@@ -211,32 +210,7 @@ describe('session refresh outcomes', () => {
     assert.equal(h.store.activity[0]!.nextAutostart, null);
   });
 
-  const revocations: { name: string; reason: RevokeReason; change: (st: FakeStore, fx: Fixture) => void }[] = [
-    {
-      name: 'workspace deleted',
-      reason: 'workspace_deleted',
-      change: (st, fx) => st.updateWorkspace(fx.workspace.id, { deleted: true }),
-    },
-    {
-      name: 'workspace dormant',
-      reason: 'workspace_dormant',
-      change: (st, fx) => st.updateWorkspace(fx.workspace.id, { dormant: true }),
-    },
-    { name: 'workspace gone', reason: 'workspace_gone', change: (st, fx) => st.workspaces.delete(fx.workspace.id) },
-    {
-      name: 'agent deleted',
-      reason: 'agent_deleted',
-      change: (st, fx) => st.updateAgent(fx.agent.id, { deleted: true }),
-    },
-    { name: 'agent gone', reason: 'agent_gone', change: (st, fx) => st.agents.delete(fx.agent.id) },
-    {
-      name: 'token changed',
-      reason: 'token_changed',
-      change: (st, fx) => st.updateAgent(fx.agent.id, { token: 'aaaaaaaa-1111-4222-8333-444444444444' }),
-    },
-  ];
-
-  for (const c of revocations) {
+  for (const c of REVOCATIONS) {
     test(`${c.name} → the refresh revokes ('${c.reason}')`, async () => {
       const h = new Harness();
       const fx = h.store.fixture();

@@ -7,9 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runningPostmaster } from '../../gateway/src/ops/embedded-postgres.ts';
-import { httpRequest } from '../helpers/fixtures.ts';
-
-const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/bin/agentgate.js');
+import { AGENTGATE_BIN, cliEnv } from '../helpers/cli.ts';
+import { httpRequest } from '../helpers/http.ts';
 
 interface Served {
   child: ChildProcess;
@@ -19,10 +18,9 @@ interface Served {
 }
 
 function serve(dataDir: string): Served {
-  const env = { ...process.env };
-  delete env['DATABASE_URL'];
-  const child = spawn(process.execPath, [BIN, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
-    env,
+  const args = [AGENTGATE_BIN, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'];
+  const child = spawn(process.execPath, args, {
+    env: cliEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out: string[] = [];

@@ -3,19 +3,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type AgentClient, type MetadataItem, metadataChannel, RpcCallError, RpcError } from '@agentgate/shared';
+import { connectAgent, RawSocket, rpc } from '../helpers/agent-socket.ts';
+import { createFixture, type DbFixture } from '../helpers/db-fixtures.ts';
+import { readMetadata } from '../helpers/db-reads.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
-import {
-  connectAgent,
-  createFixture,
-  eventually,
-  type Fixture,
-  listen,
-  RawSocket,
-  RFC3339,
-  readMetadata,
-  rpc,
-} from '../helpers/fixtures.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
+import { type GatewayProcess, startGateway } from '../helpers/gateway-process.ts';
+import { listen } from '../helpers/listen.ts';
+import { RFC3339 } from '../helpers/time.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const KEYS = ['cpu', 'mem', 'disk', 'uptime', 'trunc1', 'trunc2', 'exact', 'err1', 'err2'];
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
@@ -47,7 +42,7 @@ async function expectRpcError(p: Promise<unknown>, code: number, what: string): 
 describe('§4 BatchUpdateMetadata', () => {
   let db: TestDatabase;
   let gw: GatewayProcess;
-  let fx: Fixture;
+  let fx: DbFixture;
   let c: AgentClient;
 
   before(async () => {

@@ -3,29 +3,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type AgentClient, PREBUILDS_OWNER_ID, type Stats, statsChannel } from '@agentgate/shared';
+import { connectAgent } from '../helpers/agent-socket.ts';
+import { createFixture, type DbFixture, type DbFixtureOptions } from '../helpers/db-fixtures.ts';
+import { countStats, readBuild, readLastUsedAt, readStats } from '../helpers/db-reads.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
-import {
-  connectAgent,
-  countStats,
-  createFixture,
-  eventually,
-  type Fixture,
-  type FixtureOptions,
-  HOUR_MS,
-  HOUR_NS,
-  listen,
-  MINUTE_MS,
-  metricSum,
-  NS_PER_MS,
-  nextLocalTime,
-  readBuild,
-  readLastUsedAt,
-  readStats,
-  samples,
-  scrape,
-  sleep,
-} from '../helpers/fixtures.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
+import { type GatewayProcess, startGateway } from '../helpers/gateway-process.ts';
+import { listen } from '../helpers/listen.ts';
+import { metricSum, samples, scrape } from '../helpers/prometheus.ts';
+import { HOUR_MS, HOUR_NS, MINUTE_MS, NS_PER_MS, nextLocalTime } from '../helpers/time.ts';
+import { eventually, sleep } from '../helpers/wait.ts';
 
 const REPORT_INTERVAL_MS = 2500;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -49,7 +35,7 @@ describe('§4 UpdateStats', () => {
   });
 
   /** A fixture with a connected client. */
-  async function agent(o: FixtureOptions = {}): Promise<{ fx: Fixture; c: AgentClient }> {
+  async function agent(o: DbFixtureOptions = {}): Promise<{ fx: DbFixture; c: AgentClient }> {
     const fx = await createFixture(db.sql, o);
     const c = await connectAgent(gw.url, fx.token);
     clients.push(c);
@@ -387,7 +373,7 @@ describe('§4 UpdateStats', () => {
         .map((h) => h * HOUR_MS)
         .filter((t) => Math.abs(next + t - plainBump) > 30 * MINUTE_MS);
       const [ttlUser, ttlTemplate] = ttls as [number, number];
-      const base: FixtureOptions = {
+      const base: DbFixtureOptions = {
         activityBumpNs: 24 * HOUR_NS,
         deadline: new Date(now + MINUTE_MS),
         autostartSchedule: schedule,
@@ -407,7 +393,7 @@ describe('§4 UpdateStats', () => {
       });
       const t0 = Date.now();
       await Promise.all([user, template, nullTtl, unparsable].map((x) => x.c.updateStats({ connectionCount: 1 })));
-      const expectations: [string, Fixture, number][] = [
+      const expectations: [string, DbFixture, number][] = [
         ['workspace ttl', user.fx, next + ttlUser],
         ['template default_ttl (allow_user_autostop false)', template.fx, next + ttlTemplate],
         ['null ttl counts as 0', nullTtl.fx, next],

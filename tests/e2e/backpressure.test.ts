@@ -4,19 +4,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { MAX_UNANSWERED_PER_SESSION, RpcError } from '@agentgate/shared';
+import { RawSocket, rpc } from '../helpers/agent-socket.ts';
+import { createFixture } from '../helpers/db-fixtures.ts';
+import { countStats } from '../helpers/db-reads.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
-import {
-  countStats,
-  createFixture,
-  eventually,
-  RawSocket,
-  rpc,
-  scrape,
-  metricSum,
-  startTcpProxy,
-  type TcpProxy,
-} from '../helpers/fixtures.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
+import { type GatewayProcess, startGateway } from '../helpers/gateway-process.ts';
+import { scrape, metricSum } from '../helpers/prometheus.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const stats = (n: number) => ({ stats: { rxBytes: n } });
 

@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { AgentClient } from '@agentgate/shared';
+import { connectAgent } from '../helpers/agent-socket.ts';
+import { createFixture, type DbFixture } from '../helpers/db-fixtures.ts';
+import { countStats } from '../helpers/db-reads.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
-import { connectAgent, countStats, createFixture, type Fixture } from '../helpers/fixtures.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
+import { type GatewayProcess, startGateway } from '../helpers/gateway-process.ts';
 
 describe('§7 crash (SIGKILL)', () => {
   let db: TestDatabase;
@@ -21,7 +23,7 @@ describe('§7 crash (SIGKILL)', () => {
   });
 
   test('no acknowledged frame is lost', async () => {
-    const fixtures: Fixture[] = [];
+    const fixtures: DbFixture[] = [];
     for (let i = 0; i < 10; i++) fixtures.push(await createFixture(db.sql));
     const clients: AgentClient[] = [];
     for (const f of fixtures) clients.push(await connectAgent(gw.url, f.token, { requestTimeoutMs: 5000 }));

@@ -4,22 +4,15 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { RPC_PATH } from '@agentgate/shared';
+import { connectAgent } from '../helpers/agent-socket.ts';
+import { addNewerBuild, createFixture } from '../helpers/db-fixtures.ts';
+import { readAgent } from '../helpers/db-reads.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
-import {
-  addNewerBuild,
-  authCounters,
-  connectAgent,
-  createFixture,
-  debugSessions,
-  eventually,
-  type HttpAnswer,
-  httpRequest,
-  RFC3339,
-  readAgent,
-  samples,
-  scrape,
-} from '../helpers/fixtures.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
+import { type GatewayProcess, startGateway } from '../helpers/gateway-process.ts';
+import { debugSessions, type HttpAnswer, httpRequest } from '../helpers/http.ts';
+import { authCounters, samples, scrape } from '../helpers/prometheus.ts';
+import { RFC3339 } from '../helpers/time.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const ADMIN_TOKEN = `admin-${randomBytes(12).toString('hex')}`;
 const BAD_TOKEN = `zz-not-a-uuid-${randomBytes(6).toString('hex')}`;

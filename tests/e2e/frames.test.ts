@@ -3,22 +3,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CloseCode, RpcError } from '@agentgate/shared';
+import { RawSocket, rpc } from '../helpers/agent-socket.ts';
+import { createFixture, type DbFixture } from '../helpers/db-fixtures.ts';
+import { countStats, readStats } from '../helpers/db-reads.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
-import {
-  authCounters,
-  countStats,
-  createFixture,
-  eventually,
-  type Fixture,
-  httpRequest,
-  metricSum,
-  RawSocket,
-  readStats,
-  rpc,
-  scrape,
-  sleep,
-} from '../helpers/fixtures.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
+import { type GatewayProcess, startGateway } from '../helpers/gateway-process.ts';
+import { httpRequest } from '../helpers/http.ts';
+import { authCounters, metricSum, scrape } from '../helpers/prometheus.ts';
+import { eventually, sleep } from '../helpers/wait.ts';
 
 const MAX_FRAME = 4096;
 
@@ -52,7 +44,7 @@ function assertParamErrors(r: Resp, what: string): { path: string; message: stri
 describe('§4 frames', () => {
   let db: TestDatabase;
   let gw: GatewayProcess;
-  let fx: Fixture;
+  let fx: DbFixture;
   let s: RawSocket;
 
   before(async () => {

@@ -6,24 +6,14 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { CloseCode, RPC_PATH } from '@agentgate/shared';
 import { connect } from '../../gateway/src/store/db.ts';
+import { connectAgent, RawSocket, rpc } from '../helpers/agent-socket.ts';
+import { createFixture } from '../helpers/db-fixtures.ts';
+import { readAgent, readLastUsedAt, readStats } from '../helpers/db-reads.ts';
 import { freshDatabase, serverUrl, type TestDatabase } from '../helpers/db.ts';
-import {
-  connectAgent,
-  createFixture,
-  debugSessions,
-  eventually,
-  type HttpAnswer,
-  httpRequest,
-  RawSocket,
-  readAgent,
-  readLastUsedAt,
-  readStats,
-  rpc,
-  sleep,
-  startTcpProxy,
-  type TcpProxy,
-} from '../helpers/fixtures.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
+import { type GatewayProcess, startGateway } from '../helpers/gateway-process.ts';
+import { debugSessions, type HttpAnswer, httpRequest } from '../helpers/http.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { eventually, sleep } from '../helpers/wait.ts';
 
 function assert503(a: HttpAnswer, what: string): void {
   assert.equal(a.upgraded, false, `${what}: a socket was created`);

@@ -1,10 +1,8 @@
 // Starts the real gateway CLI (`agentgate serve`) as a child process against a test database and
 // waits for its `"msg":"listening"` line. Stopped by PID with a real signal.
 import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
-
-const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../scripts/bin/agentgate.js');
+import { AGENTGATE_BIN } from './cli.ts';
 
 export interface GatewayProcess {
   /** ws://127.0.0.1:PORT/api/v2/workspaceagents/me/rpc */
@@ -31,7 +29,7 @@ export interface StartOptions {
 export async function startGateway(opts: StartOptions): Promise<GatewayProcess> {
   const child = spawn(
     process.execPath,
-    [BIN, 'serve', '--database-url', opts.databaseUrl, '--listen', '127.0.0.1:0', ...(opts.args ?? [])],
+    [AGENTGATE_BIN, 'serve', '--database-url', opts.databaseUrl, '--listen', '127.0.0.1:0', ...(opts.args ?? [])],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, AGENTGATE_LOG_LEVEL: 'debug', ...opts.env },
