@@ -22,7 +22,7 @@ import { seed } from './seed.js';
 const RUN_NAMES = ['echo', 'cached', 'uncached'] as const;
 type RunName = (typeof RUN_NAMES)[number];
 
-export interface BenchArgs {
+interface BenchArgs {
   agents: number;
   durationMs: number;
   warmupMs: number;
@@ -94,7 +94,7 @@ export const BENCH_OPTIONS = {
   },
 } as const satisfies OptionTable;
 
-export function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv): BenchArgs {
+function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv): BenchArgs {
   const o = parse(BENCH_OPTIONS, argv, env);
   return {
     agents: o.agents,

@@ -10,7 +10,7 @@ import { type LoadMode, type LoadReport, liveWorkerPids, runLoad } from './loadt
 import { seed } from './seed.js';
 
 /** Agents per worker process by default: well under the 20 000 open files of one process. */
-export const AGENTS_PER_PROC = 15_000;
+const AGENTS_PER_PROC = 15_000;
 
 export const LOADTEST_OPTIONS = {
   url: {
@@ -83,7 +83,7 @@ export const LOADTEST_OPTIONS = {
   json: { flag: '--json', kind: 'out-file', help: 'write the SPEC §9 JSON report here' },
 } as const satisfies OptionTable;
 
-export interface LoadtestArgs {
+interface LoadtestArgs {
   url: string;
   tokensFile: string | undefined;
   databaseUrl: string | undefined;
@@ -97,7 +97,7 @@ export interface LoadtestArgs {
   jsonFile: string | undefined;
 }
 
-export function parseLoadtestArgs(argv: string[], env: NodeJS.ProcessEnv): LoadtestArgs {
+function parseLoadtestArgs(argv: string[], env: NodeJS.ProcessEnv): LoadtestArgs {
   const { values: o, sources } = parseWithSources(LOADTEST_OPTIONS, argv, env);
   // DATABASE_URL from the environment only matters when there is no --tokens.
   const databaseUrl = o.tokens !== undefined && sources.databaseUrl === 'env' ? undefined : o.databaseUrl;
@@ -133,7 +133,7 @@ export function parseLoadtestArgs(argv: string[], env: NodeJS.ProcessEnv): Loadt
 }
 
 /** Tokens from a seed output file: `[{agentId, workspaceId, token}]` (plain strings are accepted too). */
-export function readTokens(file: string): string[] {
+function readTokens(file: string): string[] {
   let data: unknown;
   try {
     data = JSON.parse(readFileSync(file, 'utf8'));
@@ -149,7 +149,7 @@ export function readTokens(file: string): string[] {
 }
 
 /** Seeds `agents` agents with `metadataKeys` keys each into the database at `url`; returns their tokens. */
-export async function seedTokens(url: string, agents: number, metadataKeys: number): Promise<string[]> {
+async function seedTokens(url: string, agents: number, metadataKeys: number): Promise<string[]> {
   const sql = connect(url, { max: 1, applicationName: 'agentgate-loadtest' });
   try {
     await migrate(sql);
@@ -161,7 +161,7 @@ export async function seedTokens(url: string, agents: number, metadataKeys: numb
 }
 
 /** The JSON report of SPEC §9 (and a few extra fields). */
-export function reportJson(r: LoadReport): string {
+function reportJson(r: LoadReport): string {
   return `${JSON.stringify(r, null, 2)}\n`;
 }
 

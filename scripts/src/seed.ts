@@ -9,7 +9,7 @@ import { resolveDatabase } from '@agentgate/gateway/ops/embedded-postgres';
 import { type OptionTable, parse } from '@agentgate/gateway/options';
 import { connect, type Sql } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
-import { PREBUILDS_USER_ID } from '@agentgate/gateway/store/migrations';
+import { PREBUILDS_OWNER_ID } from '@agentgate/shared';
 
 export interface SeededAgent {
   agentId: string;
@@ -99,7 +99,7 @@ export async function seed(sql: Sql, opts: SeedOptions): Promise<SeededAgent[]> 
         const isPrebuild = Math.floor(((i + 1) * prebuilds) / n) > Math.floor((i * prebuilds) / n);
         const tpl = templates[i % templates.length]!;
         ws.id.push(randomUUID());
-        ws.owner.push(isPrebuild ? PREBUILDS_USER_ID : userIds[Math.floor(ownedSoFar++ / WORKSPACES_PER_USER)]!);
+        ws.owner.push(isPrebuild ? PREBUILDS_OWNER_ID : userIds[Math.floor(ownedSoFar++ / WORKSPACES_PER_USER)]!);
         ws.org.push(tpl.orgId);
         ws.template.push(tpl.id);
         ws.name.push(`${isPrebuild ? 'prebuild' : 'ws'}-${run}-${i}`);

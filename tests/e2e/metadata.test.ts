@@ -2,7 +2,14 @@
 // budget (-32004), repeats, validation, the NOTIFY after commit.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type AgentClient, type MetadataItem, metadataChannel, RpcCallError, RpcError } from '@agentgate/shared';
+import {
+  type AgentClient,
+  type MetadataItem,
+  type MetadataNotification,
+  metadataChannel,
+  RpcCallError,
+  RpcError,
+} from '@agentgate/shared';
 import { connectAgent, RawSocket, rpc } from '../helpers/agent-socket.ts';
 import { createFixture, type DbFixture } from '../helpers/db-fixtures.ts';
 import { readMetadata } from '../helpers/db-reads.ts';
@@ -162,7 +169,7 @@ describe('§4 BatchUpdateMetadata', () => {
         else assert.equal(row.value, '', `key ${i} should have been dropped`);
       }
       // The keys written may be spread over several notifications, each under 8000 bytes.
-      const union = () => new Set((l.payloads as { keys: string[] }[]).flatMap((p) => p.keys));
+      const union = () => new Set((l.payloads as MetadataNotification[]).flatMap((p) => p.keys));
       await eventually('the metadata notifications', () => union().size >= 51, { timeoutMs: 2500 });
       assert.deepEqual([...union()].sort(), long.slice(0, 51));
       for (const r of l.raw) assert.ok(Buffer.byteLength(r) < 8000, `a notification of ${Buffer.byteLength(r)} bytes`);

@@ -2,7 +2,13 @@
 // activity effects (NOTIFY, deadline bump incl. autostart-aware, last_used_at).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type AgentClient, PREBUILDS_OWNER_ID, type Stats, statsChannel } from '@agentgate/shared';
+import {
+  type AgentClient,
+  PREBUILDS_OWNER_ID,
+  type Stats,
+  type StatsUpdateNotification,
+  statsChannel,
+} from '@agentgate/shared';
 import { connectAgent } from '../helpers/agent-socket.ts';
 import { createFixture, type DbFixture, type DbFixtureOptions } from '../helpers/db-fixtures.ts';
 import { countStats, readBuild, readLastUsedAt, readStats } from '../helpers/db-reads.ts';
@@ -238,7 +244,8 @@ describe('§4 UpdateStats', () => {
       try {
         await c.updateStats({ connectionCount: 1 });
         await eventually('the stats_update notification', () => l.payloads.length > 0, { timeoutMs: 2500 });
-        assert.deepEqual(l.payloads[0], { kind: 'stats_update', workspace_id: fx.workspaceId });
+        const want: StatsUpdateNotification = { kind: 'stats_update', workspace_id: fx.workspaceId };
+        assert.deepEqual(l.payloads[0], want);
       } finally {
         await l.unlisten();
       }

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PREBUILDS_USER_ID } from '../../gateway/src/store/migrations.ts';
+import { PREBUILDS_OWNER_ID } from '@agentgate/shared';
 import { runCli } from '../helpers/cli.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 
@@ -117,11 +117,11 @@ describe('agentgate seed', () => {
       assert.equal(row.agent_deleted || row.workspace_deleted || row.dormant, false);
     }
 
-    const prebuilds = rows.filter((row) => row.owner_id === PREBUILDS_USER_ID).length;
+    const prebuilds = rows.filter((row) => row.owner_id === PREBUILDS_OWNER_ID).length;
     assert.equal(prebuilds, Math.round(0.2 * n), 'round(F*N) workspaces are unclaimed prebuilds');
     const owners = new Map<string, number>();
     for (const row of rows) {
-      if (row.owner_id !== PREBUILDS_USER_ID) owners.set(row.owner_id, (owners.get(row.owner_id) ?? 0) + 1);
+      if (row.owner_id !== PREBUILDS_OWNER_ID) owners.set(row.owner_id, (owners.get(row.owner_id) ?? 0) + 1);
     }
     assert.ok(owners.size >= 2, 'real users own the other workspaces');
 

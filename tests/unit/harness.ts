@@ -34,7 +34,7 @@ export interface LogLine {
 }
 
 /** A pino logger at debug level that keeps its lines in memory. */
-export function captureLogger(): { log: Logger; lines: LogLine[] } {
+function captureLogger(): { log: Logger; lines: LogLine[] } {
   const lines: LogLine[] = [];
   const log = pino(
     { level: 'debug' },

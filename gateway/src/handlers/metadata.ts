@@ -4,6 +4,7 @@ import {
   BatchUpdateMetadataParams,
   METADATA_KEYS_BUDGET_BYTES,
   METADATA_VALUE_LIMIT_BYTES,
+  type MetadataOverflowData,
   RpcError,
   RpcErrorMessage,
 } from '@agentgate/shared';
@@ -79,7 +80,7 @@ export function metadataHandler(deps: MetadataDeps): Handler {
         : rpcError(
             RpcError.MetadataKeysTooLong,
             `${RpcErrorMessage[RpcError.MetadataKeysTooLong]}: keys of one call exceed ${METADATA_KEYS_BUDGET_BYTES} bytes`,
-            { droppedKeys },
+            { droppedKeys } satisfies MetadataOverflowData,
           );
     const auth = session.authorize();
     const finish = (identity: Awaited<typeof auth>): HandlerOutcome | Promise<HandlerOutcome> => {

@@ -25,7 +25,7 @@ export function rpcError(code: RpcErrorCode, message?: string, data?: unknown): 
 }
 
 export const notAuthorized = rpcError(RpcError.NotAuthorized);
-export const unavailable = rpcError(RpcError.Unavailable);
+const unavailable = rpcError(RpcError.Unavailable);
 
 /** -32602 with `data.errors` listing `{path, message}`. */
 export function invalidParams(errors: ParamError[]): HandlerOutcome {
@@ -33,7 +33,7 @@ export function invalidParams(errors: ParamError[]): HandlerOutcome {
 }
 
 /** A short id that ties an agent's -32603 answer to the log line that explains it. */
-export function correlationId(): string {
+function correlationId(): string {
   return randomUUID().slice(0, 8);
 }
 

@@ -30,7 +30,7 @@ const draining: Refusal = { status: 503, message: 'the gateway is shutting down'
 const databaseDown: Refusal = { status: 503, message: 'the database is unreachable', retryAfterS: 5 };
 
 /** The agent token of a request: `Coder-Session-Token: <token>` or `Authorization: Bearer <token>`. */
-export function tokenOf(req: IncomingMessage): string | undefined {
+function tokenOf(req: IncomingMessage): string | undefined {
   const direct = req.headers['coder-session-token'];
   if (typeof direct === 'string' && direct.trim() !== '') return direct.trim();
   const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');

@@ -21,7 +21,7 @@ import { drain } from './drain.js';
 import { Heartbeat } from './heartbeat.js';
 import { type Core, type CoreConfig, createCore } from './wiring.js';
 
-export type GatewayConfig = CoreConfig &
+type GatewayConfig = CoreConfig &
   Pick<Config, 'heartbeatIntervalMs' | 'usageFlushIntervalMs' | 'maxFrameBytes' | 'sessionRate' | 'adminToken'>;
 
 export interface GatewayOptions {

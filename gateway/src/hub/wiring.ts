@@ -1,7 +1,7 @@
 // The composition root of one gateway process (Coder's agentapi `api.go`): builds the writers, the
 // handlers and the dependencies every session shares, once. The hub and the unit-test harness both
 // wire through here, so they cannot drift.
-import { formatProtoDuration } from '@agentgate/shared';
+import { formatProtoDuration, Methods } from '@agentgate/shared';
 import type { Config } from '../config.js';
 import { nextAutostart } from '../handlers/autostart.js';
 import { metadataHandler } from '../handlers/metadata.js';
@@ -94,7 +94,7 @@ export function createCore(o: CoreOptions): Core {
   });
   const handlers = new Map<string, Handler>([
     [
-      'UpdateStats',
+      Methods.UpdateStats,
       statsHandler({
         writer: stats,
         activity,
@@ -104,7 +104,7 @@ export function createCore(o: CoreOptions): Core {
         reportInterval: formatProtoDuration(config.statsReportIntervalMs),
       }),
     ],
-    ['BatchUpdateMetadata', metadataHandler({ writer: metadata, log })],
+    [Methods.BatchUpdateMetadata, metadataHandler({ writer: metadata, log })],
   ]);
   const sessionDeps: SessionDeps = {
     store,

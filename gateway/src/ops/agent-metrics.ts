@@ -13,9 +13,9 @@ const IDENTITY_LABELS = new Set(['agent_name', 'username', 'workspace_name', 'te
 const RESERVED_NAMES = new Set(['metrics_dropped_total']);
 
 /** SPEC §4 caps per agent. */
-export const MAX_SERIES_PER_AGENT = 200;
-export const MAX_OWN_LABELS = 16;
-export const MAX_LABEL_VALUE_BYTES = 1024;
+const MAX_SERIES_PER_AGENT = 200;
+const MAX_OWN_LABELS = 16;
+const MAX_LABEL_VALUE_BYTES = 1024;
 /** Lines per chunk of a rendering: a scrape yields to the sockets between chunks. */
 const LINES_PER_CHUNK = 2000;
 

@@ -1,11 +1,13 @@
 // `/metrics` (SPEC §3, §6): prom-client for the gateway's own series, with label children bound
 // once so that the hot path only increments. Agent-reported metrics come from AgentMetrics.
+import { type MethodName, Methods } from '@agentgate/shared';
 import client from 'prom-client';
 
-export const FRAME_OUTCOMES = ['ok', 'error', 'invalid', 'unauthorized', 'unavailable', 'rate_limited'] as const;
+const FRAME_OUTCOMES = ['ok', 'error', 'invalid', 'unauthorized', 'unavailable', 'rate_limited'] as const;
 export type FrameOutcome = (typeof FRAME_OUTCOMES)[number];
-export const FRAME_METHODS = ['UpdateStats', 'BatchUpdateMetadata', 'unknown'] as const;
-export type FrameMethod = (typeof FRAME_METHODS)[number];
+/** The method label of a frame: a known method, or `unknown` for anything else. */
+export type FrameMethod = MethodName | 'unknown';
+const FRAME_METHODS: readonly FrameMethod[] = [...(Object.keys(Methods) as MethodName[]), 'unknown'];
 export type LookupReason = 'connect' | 'refresh' | 'fallback';
 
 export class GatewayMetrics {

@@ -13,14 +13,14 @@ import type { WriteBuffer } from './write-buffer.js';
  * longer than the pool's statement_timeout, so a merely slow database has already aborted the
  * statement itself; the cancel covers a server that stopped answering.
  */
-export const ATTEMPT_TIMEOUT_MS = 10_000;
+const ATTEMPT_TIMEOUT_MS = 10_000;
 /** After a cancel, how long to wait for the statement's fate before giving up on the connection. */
 const CANCEL_GRACE_MS = 2_000;
 /**
  * A frame still waiting this long is answered -32002 instead of joining another attempt: with an
  * attempt bounded by ATTEMPT_TIMEOUT_MS + CANCEL_GRACE_MS, every frame is answered within 30 s.
  */
-export const DEFAULT_ANSWER_DEADLINE_MS = 17_000;
+const DEFAULT_ANSWER_DEADLINE_MS = 17_000;
 
 /** ok: committed; unavailable: not written, retry later; rejected: the database refused this frame's data. */
 export type WriteOutcome = 'ok' | 'unavailable' | 'rejected';

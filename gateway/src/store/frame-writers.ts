@@ -16,7 +16,7 @@ export interface MetadataWrite {
 }
 
 /** The rows of one batch: the latest value of a key wins, within a call and across calls. */
-export function metadataRows(items: MetadataWrite[]): MetadataRow[] {
+function metadataRows(items: MetadataWrite[]): MetadataRow[] {
   const latest = new Map<string, MetadataRow>();
   for (const w of items) {
     for (const u of w.updates) {

@@ -8,9 +8,6 @@ export interface Migration {
   sql: string;
 }
 
-/** @deprecated kept for scripts/src/seed.ts until it imports PREBUILDS_OWNER_ID from shared. */
-export const PREBUILDS_USER_ID = PREBUILDS_OWNER_ID;
-
 export const migrations: Migration[] = [
   {
     id: 1,

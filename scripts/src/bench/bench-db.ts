@@ -9,7 +9,7 @@ import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '@agentgate/g
 import { connect, type Sql } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
 
-export const GATEWAY_ROLE = 'agentgate_gw';
+const GATEWAY_ROLE = 'agentgate_gw';
 const DATABASE = 'agentgate_bench';
 
 export interface BenchDatabase {

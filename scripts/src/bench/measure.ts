@@ -142,7 +142,7 @@ export interface RunResult {
   error?: string;
 }
 
-export interface FixedRateResult {
+interface FixedRateResult {
   offeredPerSec: number;
   framesPerSec: number;
   latencyMs: LatencyMs;

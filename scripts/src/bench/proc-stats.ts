@@ -33,7 +33,7 @@ export function rssKiB(pid: number): number {
 }
 
 /** PIDs whose parent is `ppid` (e.g. PostgreSQL's backends under its postmaster). */
-export function childPids(ppid: number): number[] {
+function childPids(ppid: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;

@@ -2,7 +2,7 @@
 import { formatErrors } from '../loadtest/report.js';
 import type { RunResult } from './measure.js';
 
-export interface IdleSide {
+interface IdleSide {
   connected: number;
   rssBeforeKiB: number;
   rssConnectedKiB: number;

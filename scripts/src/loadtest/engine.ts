@@ -81,11 +81,11 @@ interface LoadAgent {
 
 type Method = 'stats' | 'metadata';
 
-export function connectErrorKey(err: unknown): string {
+function connectErrorKey(err: unknown): string {
   return err instanceof ConnectRefusedError ? String(err.status) : 'connect';
 }
 
-export function callErrorKey(err: unknown): string {
+function callErrorKey(err: unknown): string {
   if (err instanceof RpcCallError) return String(err.code);
   if (err instanceof CallAbortedError) return err.reason === 'timeout' ? 'timeout' : 'closed';
   return 'send';
@@ -433,6 +433,6 @@ export class LoadEngine {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
+function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -9,7 +9,7 @@ export function formatErrors(errors: Record<string, number>): string {
 
 const si = (x: number): string => (x >= 10_000 ? `${(x / 1000).toFixed(1)}k` : String(Math.round(x)));
 
-export function progressLine(label: string, p: LoadProgress): string {
+function progressLine(label: string, p: LoadProgress): string {
   const t = (p.elapsedMs / 1000).toFixed(0).padStart(3);
   const head = `[${label} ${p.phase} ${t}s]`;
   if (p.phase === 'connecting') {
@@ -56,7 +56,7 @@ export class ProgressPrinter {
 }
 
 /** Error keys of failed connection attempts: `connect` (network) or an HTTP status. */
-export function isConnectErrorKey(key: string): boolean {
+function isConnectErrorKey(key: string): boolean {
   return key === 'connect' || /^\d{3}$/.test(key);
 }
 

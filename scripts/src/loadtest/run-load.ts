@@ -41,7 +41,7 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
-export type LoadPhase = 'connecting' | 'warmup' | 'running' | 'cooldown' | 'closing';
+type LoadPhase = 'connecting' | 'warmup' | 'running' | 'cooldown' | 'closing';
 
 export interface LoadProgress {
   phase: LoadPhase;

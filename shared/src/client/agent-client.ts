@@ -3,13 +3,14 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { shouldReconnect } from '../protocol/codes.js';
-import type {
-  BatchUpdateMetadataResult,
-  MetadataItem,
-  RpcId,
-  RpcResponse,
-  Stats,
-  UpdateStatsResult,
+import {
+  type BatchUpdateMetadataResult,
+  type MetadataItem,
+  Methods,
+  type RpcRequest,
+  type RpcResponse,
+  type Stats,
+  type UpdateStatsResult,
 } from '../protocol/schemas.js';
 
 export interface AgentClientOptions {
@@ -242,7 +243,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         reject(new CallAbortedError('timeout', `${method} got no answer in ${this.opts.requestTimeoutMs} ms`));
       }, this.opts.requestTimeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      const frame: { jsonrpc: '2.0'; id: RpcId; method: string; params?: unknown } = { jsonrpc: '2.0', id, method };
+      const frame: RpcRequest = { jsonrpc: '2.0', id, method };
       if (params !== undefined) frame.params = params;
       ws.send(JSON.stringify(frame));
     });
@@ -250,7 +251,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 
   /** Sends a notification (no id, no answer). */
   notify(method: string, params?: unknown): void {
-    const frame: { jsonrpc: '2.0'; method: string; params?: unknown } = { jsonrpc: '2.0', method };
+    const frame: RpcRequest = { jsonrpc: '2.0', method };
     if (params !== undefined) frame.params = params;
     this.sendRaw(JSON.stringify(frame));
   }
@@ -263,11 +264,11 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
   }
 
   updateStats(stats?: Stats): Promise<UpdateStatsResult> {
-    return this.call<UpdateStatsResult>('UpdateStats', stats === undefined ? {} : { stats });
+    return this.call<UpdateStatsResult>(Methods.UpdateStats, stats === undefined ? {} : { stats });
   }
 
   batchUpdateMetadata(metadata: MetadataItem[]): Promise<BatchUpdateMetadataResult> {
-    return this.call<BatchUpdateMetadataResult>('BatchUpdateMetadata', { metadata });
+    return this.call<BatchUpdateMetadataResult>(Methods.BatchUpdateMetadata, { metadata });
   }
 
   /** Number of calls waiting for an answer. */

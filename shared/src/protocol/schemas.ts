@@ -3,19 +3,14 @@
 import { type Static, Type } from '@sinclair/typebox';
 
 /** A non-negative safe integer, as a JSON number or a decimal string (protojson writes int64 as strings). */
-export const Int = Type.Union([
+const Int = Type.Union([
   Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
   Type.String({ pattern: '^[0-9]{1,16}$' }),
 ]);
-export type Int = Static<typeof Int>;
 
-export const MetricType = Type.Union([
-  Type.Literal('TYPE_UNSPECIFIED'),
-  Type.Literal('COUNTER'),
-  Type.Literal('GAUGE'),
-]);
+const MetricType = Type.Union([Type.Literal('TYPE_UNSPECIFIED'), Type.Literal('COUNTER'), Type.Literal('GAUGE')]);
 
-export const MetricLabel = Type.Object({ name: Type.String(), value: Type.String() });
+const MetricLabel = Type.Object({ name: Type.String(), value: Type.String() });
 
 export const Metric = Type.Object({
   name: Type.String(),
@@ -47,7 +42,7 @@ export type UpdateStatsParams = Static<typeof UpdateStatsParams>;
 export const UpdateStatsResult = Type.Object({ reportInterval: Type.String() });
 export type UpdateStatsResult = Static<typeof UpdateStatsResult>;
 
-export const MetadataResult = Type.Object({
+const MetadataResult = Type.Object({
   collectedAt: Type.Optional(Type.String()),
   age: Type.Optional(Int),
   // protojson omits empty strings, so an empty value may arrive as a missing field.
@@ -71,7 +66,7 @@ export const Methods = {
 export type MethodName = keyof typeof Methods;
 
 /** JSON-RPC 2.0 envelopes (SPEC §4). */
-export type RpcId = string | number | null;
+type RpcId = string | number | null;
 export interface RpcRequest<P = unknown> {
   jsonrpc: '2.0';
   id?: RpcId;
@@ -83,12 +78,12 @@ export interface RpcErrorObject {
   message: string;
   data?: unknown;
 }
-export interface RpcSuccess<R = unknown> {
+interface RpcSuccess<R = unknown> {
   jsonrpc: '2.0';
   id: RpcId;
   result: R;
 }
-export interface RpcFailure {
+interface RpcFailure {
   jsonrpc: '2.0';
   id: RpcId;
   error: RpcErrorObject;
