@@ -1,5 +1,6 @@
-// Applies migrations.ts in order, each in its own transaction, recorded in agentgate_migrations.
-// An advisory lock makes concurrent `migrate` runs (replicas starting together) wait, not collide.
+// Applies migrations.ts in order, all in one transaction (each in a savepoint), recorded in
+// agentgate_migrations: a failed migration leaves the schema as it was. A transaction-level advisory
+// lock makes concurrent `migrate` runs (replicas starting together) wait, not collide.
 import type { Sql } from './db.js';
 import { migrations } from './migrations.js';
 

@@ -1,4 +1,4 @@
-// The gateway's only view of the database. createPgStore (pg-store.ts) implements it with SQL;
+// The gateway's only view of the database. PgStore (pg-store.ts) implements it with SQL;
 // unit tests swap in a fake that counts calls. Every method is one statement.
 import type { AgentWorkspaceRow, RefreshRow } from '../domain.js';
 
