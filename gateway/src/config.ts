@@ -1,5 +1,6 @@
 // Configuration of SPEC §1: every option is an env var and a `serve` flag (flag wins), read and
 // validated once into a typed object. The environment reaches it as a parameter from the CLI entry.
+import { availableParallelism } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { LOG_LEVELS, type OptionTable, parse, UsageError } from './options.js';
@@ -119,6 +120,37 @@ export const SERVE_OPTIONS = {
     default: 'info',
     help: 'pino log level',
   },
+  workers: {
+    flag: '--workers',
+    env: 'AGENTGATE_WORKERS',
+    kind: 'count-or-auto',
+    default: '1',
+    min: 1,
+    max: 64,
+    help: 'gateway processes on the one port (node:cluster); auto = one per CPU',
+  },
+  maxConnections: {
+    flag: '--max-connections',
+    env: 'AGENTGATE_MAX_CONNECTIONS',
+    kind: 'int',
+    default: '16000',
+    min: 1,
+    help: 'open sockets per gateway process (agents and HTTP); beyond: 503',
+  },
+  metricsListen: {
+    flag: '--metrics-listen',
+    env: 'AGENTGATE_METRICS_LISTEN',
+    kind: 'listen',
+    defaultHelp: 'none',
+    help: 'a second listener for /metrics and /debug/* (the main one then answers 404 for them)',
+  },
+  listenDatabaseUrl: {
+    flag: '--listen-database-url',
+    env: 'AGENTGATE_LISTEN_DATABASE_URL',
+    kind: 'postgres-url',
+    defaultHelp: 'DATABASE_URL',
+    help: 'the connection that LISTENs for identity changes; set it when DATABASE_URL goes through a transaction-pooling proxy',
+  },
   dataDir: DATABASE_OPTIONS.dataDir,
 } as const satisfies OptionTable;
 
@@ -138,14 +170,27 @@ export const ConfigSchema = Type.Object({
   adminToken: Type.Optional(Type.String({ minLength: 1 })),
   logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))),
   dataDir: Type.String({ minLength: 1 }),
+  workers: Type.Integer({ minimum: 1 }),
+  maxConnections: Type.Integer({ minimum: 1 }),
+  metricsListenHost: Type.Optional(Type.String({ minLength: 1 })),
+  metricsListenPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  listenDatabaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
 });
 export type Config = Static<typeof ConfigSchema>;
 const checkConfig = TypeCompiler.Compile(ConfigSchema);
 
 /** Reads the `serve` configuration from flags and environment; throws a one-line UsageError. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
-  const { listen, ...options } = parse(SERVE_OPTIONS, argv, env);
-  const out: Record<string, unknown> = { listenHost: listen.host, listenPort: listen.port };
+  const { listen, metricsListen, workers, ...options } = parse(SERVE_OPTIONS, argv, env);
+  const out: Record<string, unknown> = {
+    listenHost: listen.host,
+    listenPort: listen.port,
+    workers: workers === 'auto' ? availableParallelism() : workers,
+  };
+  if (metricsListen) {
+    out['metricsListenHost'] = metricsListen.host;
+    out['metricsListenPort'] = metricsListen.port;
+  }
   for (const [key, value] of Object.entries(options)) if (value !== undefined) out[key] = value;
   if (!checkConfig.Check(out)) {
     const first = checkConfig.Errors(out).First();

@@ -37,6 +37,8 @@ export interface KindValues {
   list: string[];
   /** A file to write, in a directory that exists. */
   'out-file': string;
+  /** A count (min/max apply), or `auto` for one per CPU. */
+  'count-or-auto': number | 'auto';
 }
 export type Kind = keyof KindValues;
 
@@ -87,6 +89,7 @@ const PLACEHOLDER: Record<Kind, string> = {
   'ws-url': 'WS_URL',
   list: 'A,B',
   'out-file': 'FILE',
+  'count-or-auto': 'N|auto',
 };
 
 function formatMs(ms: number): string {
@@ -136,6 +139,8 @@ export function allowed(spec: OptionSpec): string {
       return spec.choices ? `a comma-separated list of ${spec.choices.join(', ')} (or none)` : 'a comma-separated list';
     case 'out-file':
       return 'a file path in an existing directory';
+    case 'count-or-auto':
+      return `auto or an integer${range(spec)}`;
     case 'string':
       return 'a non-empty string';
   }
@@ -148,6 +153,7 @@ function constraint(spec: OptionSpec): string {
       return spec.min !== undefined && spec.min > 0 ? `at least ${formatMs(spec.min)}` : '';
     case 'int':
     case 'number':
+    case 'count-or-auto':
       return range(spec).replace(/^ (from|of) /, '');
     case 'level':
       return LOG_LEVELS.join('|');
@@ -216,6 +222,11 @@ function convert(spec: OptionSpec, raw: string): KindValues[Kind] | Invalid {
         isDir = false;
       }
       return isDir ? raw : new Invalid(`directory ${dir} does not exist`);
+    }
+    case 'count-or-auto': {
+      if (text.toLowerCase() === 'auto') return 'auto';
+      const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+      return Number.isSafeInteger(n) && inRange(n, spec) ? n : new Invalid();
     }
     case 'string':
       return raw === '' ? new Invalid() : raw;

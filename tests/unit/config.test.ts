@@ -1,6 +1,7 @@
 // Configuration of SPEC §1: defaults, env vs flag (flag wins), both flag spellings, durations, and
 // one clear UsageError naming the option as the operator wrote it (flag or env var).
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { describe, test } from 'node:test';
 import { loadConfig, SERVE_OPTIONS } from '../../gateway/src/config.ts';
 import { DataDirBusyError } from '../../gateway/src/ops/embedded-postgres.ts';
@@ -34,10 +35,14 @@ describe('loadConfig', () => {
       writeBuffer: 10_000,
       shutdownTimeoutMs: 30_000,
       logLevel: 'info',
+      workers: 1,
+      maxConnections: 16_000,
     };
     for (const [k, v] of Object.entries(want)) assert.equal(c[k as keyof typeof c], v, k);
     assert.equal(c.databaseUrl, undefined, 'no DATABASE_URL means embedded');
     assert.equal(c.adminToken, undefined, 'no admin token by default');
+    assert.equal(c.metricsListenHost, undefined, 'no metrics listener by default');
+    assert.equal(c.listenDatabaseUrl, undefined, 'LISTEN on DATABASE_URL by default');
   });
 
   test('every option is read from its env var', () => {
@@ -55,6 +60,10 @@ describe('loadConfig', () => {
       AGENTGATE_SHUTDOWN_TIMEOUT: '5s',
       AGENTGATE_ADMIN_TOKEN: 'admin-secret',
       AGENTGATE_LOG_LEVEL: 'debug',
+      AGENTGATE_WORKERS: '3',
+      AGENTGATE_MAX_CONNECTIONS: '500',
+      AGENTGATE_METRICS_LISTEN: '127.0.0.1:9100',
+      AGENTGATE_LISTEN_DATABASE_URL: 'postgres://u:p@127.0.0.1:5433/db',
     });
     assert.equal(c.databaseUrl, 'postgres://u:p@127.0.0.1:5432/db');
     assert.equal(c.listenHost, '127.0.0.1');
@@ -70,6 +79,12 @@ describe('loadConfig', () => {
     assert.equal(c.shutdownTimeoutMs, 5000);
     assert.equal(c.adminToken, 'admin-secret');
     assert.equal(c.logLevel, 'debug');
+    assert.equal(c.workers, 3);
+    assert.equal(c.maxConnections, 500);
+    assert.equal(c.metricsListenHost, '127.0.0.1');
+    assert.equal(c.metricsListenPort, 9100);
+    assert.equal(c.listenDatabaseUrl, 'postgres://u:p@127.0.0.1:5433/db');
+    assert.equal(loadConfig(['--workers', 'auto'], {}).workers, availableParallelism(), 'auto = one per CPU');
   });
 
   test('a flag wins over its env var', () => {

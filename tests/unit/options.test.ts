@@ -37,6 +37,7 @@ const EVERY_KIND = {
   url: { flag: '--url', env: 'T_URL', kind: 'ws-url', help: 'a server' },
   runs: { flag: '--runs', env: 'T_RUNS', kind: 'list', choices: ['a', 'b'], default: 'a,b', help: 'runs' },
   out: { flag: '--out', env: 'T_OUT', kind: 'out-file', help: 'a file' },
+  procs: { flag: '--procs', env: 'T_PROCS', kind: 'count-or-auto', min: 1, max: 8, default: '2', help: 'processes' },
 } as const satisfies OptionTable;
 
 /** Bad values of each kind; typed by Kind, so a new kind without a case does not compile. */
@@ -52,6 +53,7 @@ const BAD: Record<Kind, string[]> = {
   'ws-url': ['http://h/x', 'h:1'],
   list: ['c', 'a,,b', ''],
   'out-file': ['/no/such/dir/file.json'],
+  'count-or-auto': ['0', '9', 'many', '1.5', '-1'],
 };
 
 function usageError(fn: () => unknown): UsageError {
@@ -80,7 +82,10 @@ describe('parse', () => {
       url: undefined,
       runs: ['a', 'b'],
       out: undefined,
+      procs: 2,
     });
+    assert.equal(parse(EVERY_KIND, ['--procs', 'auto'], {}).procs, 'auto');
+    assert.equal(parse(EVERY_KIND, [], { T_PROCS: '8' }).procs, 8);
     const env = { T_NAME: 'env', T_WAIT: '2s', T_COUNT: '7', T_CACHE: 'off', T_RUNS: 'none', T_DB: 'postgres://h/d' };
     const e = parseWithSources(EVERY_KIND, [], env);
     assert.equal(e.values.name, 'env');
