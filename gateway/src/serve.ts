@@ -1,5 +1,6 @@
 // `agentgate serve` (SPEC §1): configuration, database (embedded when no DATABASE_URL), migrations,
 // the gateway, and the SIGTERM/SIGINT drain (SPEC §7). Exits 0 after a clean drain.
+import type { Server } from 'node:http';
 import path from 'node:path';
 import { RPC_PATH } from '@agentgate/shared';
 import { type Config, loadConfig } from './config.js';
@@ -74,23 +75,20 @@ async function serve(config: Config, log: Logger): Promise<number> {
       await probe`select 1`;
     },
   });
-  const server = createHttpServer(gateway, log);
+  const opsApart = config.metricsListenHost !== undefined;
+  const server = createHttpServer(gateway, log, {
+    routes: opsApart ? 'agents' : 'all',
+    maxConnections: config.maxConnections,
+  });
+  const opsServer = opsApart
+    ? createHttpServer(gateway, log, { routes: 'ops', maxConnections: config.maxConnections })
+    : undefined;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.listenPort, config.listenHost, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, config.listenHost, config.listenPort);
+    if (opsServer) await listen(opsServer, config.metricsListenHost!, config.metricsListenPort!);
   } catch (err) {
+    server.close();
     await shutdownDb();
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EADDRINUSE')
-      throw new UsageError(`cannot listen on ${config.listenHost}:${config.listenPort}: address in use`);
-    if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') {
-      throw new UsageError(`cannot listen on ${config.listenHost}:${config.listenPort}: ${e.code}`);
-    }
     throw err;
   }
   gateway.start();
@@ -125,11 +123,36 @@ async function serve(config: Config, log: Logger): Promise<number> {
   hardStop.unref();
   await gateway.drain(config.shutdownTimeoutMs - 1000);
   gateway.stop();
-  await new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
+  await Promise.all(
+    [server, opsServer].map(
+      (s) =>
+        s &&
+        new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeAllConnections();
+        }),
+    ),
+  );
   await shutdownDb();
   log.info('stopped');
   return 0;
+}
+
+/** Listens on host:port; an address in use or not available is the user's to fix (one line, exit 2). */
+async function listen(server: Server, host: string, port: number): Promise<void> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new UsageError(`cannot listen on ${host}:${port}: address in use`);
+    if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES')
+      throw new UsageError(`cannot listen on ${host}:${port}: ${e.code}`);
+    throw err;
+  }
 }

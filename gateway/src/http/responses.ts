@@ -1,5 +1,6 @@
 // HTTP side of SPEC §3: refusals as JSON `{"message"}` bodies, on a plain response or on the raw
-// socket of a refused upgrade (no WebSocket is ever created for those).
+// socket of a refused upgrade (no WebSocket is ever created for those). A refused connection is
+// released within 2 s even when the client never closes its end.
 import type { ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -9,6 +10,9 @@ export interface Refusal {
   message: string;
   retryAfterS?: number;
 }
+
+/** How long a refused client may take to close its end before the gateway cuts the socket. */
+export const REFUSED_LINGER_MS = 2000;
 
 export function respondJson(
   res: ServerResponse,
@@ -26,8 +30,20 @@ export function respondJson(
   res.end(text);
 }
 
-export function refuse(res: ServerResponse, r: Refusal): void {
-  respondJson(res, r.status, { message: r.message }, r.retryAfterS ? { 'retry-after': String(r.retryAfterS) } : {});
+/** Destroys `socket` unless it closes by itself within REFUSED_LINGER_MS (its descriptor is released). */
+export function releaseSoon(socket: Duplex): void {
+  if (socket.destroyed) return;
+  const t = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
+  t.unref();
+  socket.once('close', () => clearTimeout(t));
+}
+
+/** A refused request on the agent endpoint: the answer, then the connection is closed. */
+export function refuse(res: ServerResponse, r: Refusal, extra: Record<string, string> = {}): void {
+  const headers: Record<string, string> = { ...extra, connection: 'close' };
+  if (r.retryAfterS) headers['retry-after'] = String(r.retryAfterS);
+  respondJson(res, r.status, { message: r.message }, headers);
+  releaseSoon(res.socket ?? res.req.socket);
 }
 
 export function refuseUpgrade(socket: Duplex, r: Refusal): void {
@@ -39,4 +55,5 @@ export function refuseUpgrade(socket: Duplex, r: Refusal): void {
     (r.retryAfterS ? `Retry-After: ${r.retryAfterS}\r\n` : '') +
     `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
   socket.end(head + body);
+  releaseSoon(socket);
 }

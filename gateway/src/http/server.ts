@@ -3,12 +3,13 @@
 // routes answer comes from the hub through GatewayApi; this module knows HTTP only.
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type DebugSession, RPC_PATH } from '@agentgate/shared';
 import type { Logger } from '../ops/log.js';
 import type { AdminAuth } from './admin-auth.js';
 import type { Accepted, AgentAuth } from './agent-auth.js';
-import { refuse, refuseUpgrade, respondJson } from './responses.js';
+import { type Refusal, refuse, refuseUpgrade, releaseSoon, respondJson } from './responses.js';
 
 /** What the routes need from the gateway hub. */
 export interface GatewayApi {
@@ -23,36 +24,82 @@ export interface GatewayApi {
   accept(req: IncomingMessage, socket: Duplex, head: Buffer, accepted: Accepted): void;
 }
 
+/** Which routes a listener serves (SPEC §1 `--metrics-listen`: /metrics and /debug/* move off the agents' one). */
+export type RouteSet = 'all' | 'agents' | 'ops';
+
+export interface HttpServerOptions {
+  routes: RouteSet;
+  /** Open sockets of this listener beyond which new connections get 503 (SPEC §3). */
+  maxConnections: number;
+}
+
+/** Request headers must arrive within this long (SPEC §3), checked every second. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const overLimit: Refusal = { status: 503, message: 'too many connections', retryAfterS: 1 };
+const OVER = Symbol('over the connection limit');
+
 function pathOf(req: IncomingMessage): string {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   return q === -1 ? url : url.slice(0, q);
 }
 
-export function createHttpServer(api: GatewayApi, log: Logger): Server {
-  const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => {
-    handleRequest(api, req, res).catch((err) => {
-      log.error({ err }, 'http handler failed');
-      if (!res.headersSent) respondJson(res, 500, { message: 'internal error' });
-      else res.destroy();
-    });
+const isOpsPath = (path: string) => path === '/metrics' || path.startsWith('/debug/');
+
+export function createHttpServer(api: GatewayApi, log: Logger, opts: HttpServerOptions): Server {
+  const server = createServer(
+    {
+      keepAliveTimeout: 5000,
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      requestTimeout: HEADERS_TIMEOUT_MS + 5000,
+      // Node checks the two timeouts above only this often (30 s by default).
+      connectionsCheckingInterval: 1000,
+    },
+    (req, res) => {
+      if ((req.socket as Socket & { [OVER]?: true })[OVER]) {
+        refuse(res, overLimit);
+        return;
+      }
+      handleRequest(api, opts.routes, req, res).catch((err) => {
+        log.error({ err }, 'http handler failed');
+        if (!res.headersSent) respondJson(res, 500, { message: 'internal error' });
+        else res.destroy();
+      });
+    },
+  );
+  let open = 0;
+  server.on('connection', (socket: Socket & { [OVER]?: true }) => {
+    open++;
+    socket.once('close', () => open--);
+    // Counted from the first byte: an over-limit socket is answered 503 and released.
+    if (open > opts.maxConnections) socket[OVER] = true;
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    handleUpgrade(api, req, socket, head).catch((err) => {
+    if ((socket as Socket & { [OVER]?: true })[OVER]) {
+      refuseUpgrade(socket, overLimit);
+      return;
+    }
+    handleUpgrade(api, opts.routes, req, socket, head).catch((err) => {
       log.error({ err }, 'upgrade failed');
       refuseUpgrade(socket, { status: 500, message: 'internal error' });
     });
   });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
+    releaseSoon(socket);
   });
   return server;
 }
 
-async function handleUpgrade(api: GatewayApi, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-  if (pathOf(req) !== RPC_PATH || req.method !== 'GET') {
+async function handleUpgrade(
+  api: GatewayApi,
+  routes: RouteSet,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): Promise<void> {
+  if (routes === 'ops' || pathOf(req) !== RPC_PATH || req.method !== 'GET') {
     refuseUpgrade(socket, { status: 404, message: 'not found' });
     return;
   }
@@ -65,8 +112,16 @@ async function handleUpgrade(api: GatewayApi, req: IncomingMessage, socket: Dupl
   api.accept(req, socket, head, auth);
 }
 
-async function handleRequest(api: GatewayApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  switch (pathOf(req)) {
+async function handleRequest(
+  api: GatewayApi,
+  routes: RouteSet,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const path = pathOf(req);
+  const served =
+    routes === 'all' || (routes === 'ops' ? isOpsPath(path) || !path.startsWith('/api/') : !isOpsPath(path));
+  switch (served ? path : '') {
     case '/healthz':
       respondJson(res, 200, { status: 'ok' });
       return;
@@ -99,7 +154,7 @@ async function handleRequest(api: GatewayApi, req: IncomingMessage, res: ServerR
     case RPC_PATH: {
       const auth = await api.agentAuth.check(req);
       if ('status' in auth) refuse(res, auth);
-      else respondJson(res, 426, { message: 'this endpoint needs a WebSocket upgrade' }, { upgrade: 'websocket' });
+      else refuse(res, { status: 426, message: 'this endpoint needs a WebSocket upgrade' }, { upgrade: 'websocket' });
       return;
     }
   }
