@@ -58,6 +58,9 @@ export interface FakeFixture {
 /** `{code}` errors as postgres.js raises them. */
 export const connectionRefused = () =>
   Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+/** The connection broke while a statement ran (postgres.js): its outcome is unknown. */
+export const connectionClosed = () =>
+  Object.assign(new Error('write CONNECTION_CLOSED 127.0.0.1:5432'), { code: 'CONNECTION_CLOSED' });
 export const invalidText = () => Object.assign(new Error('invalid input syntax for type uuid'), { code: '22P02' });
 
 export class FakeStore implements Store {
@@ -71,6 +74,7 @@ export class FakeStore implements Store {
   readonly used: { workspaceIds: string[]; at: string }[] = [];
   readonly connections: AgentConnectionRow[] = [];
   private readonly failures = new Map<StoreMethod, Failure>();
+  private readonly lostAnswers = new Map<StoreMethod, number>();
   private readonly held = new Map<StoreMethod, (() => void)[]>();
   private readonly inFlightNow = new Map<StoreMethod, number>();
   private readonly inFlightMax = new Map<StoreMethod, number>();
@@ -187,6 +191,14 @@ export class FakeStore implements Store {
     this.failures.set(method, { err, times: opts.times ?? Number.POSITIVE_INFINITY, when: opts.when });
   }
 
+  /**
+   * The next `times` calls of `method` commit their effect and then reject with a connection error,
+   * as when the connection breaks during the commit: the caller cannot know the outcome.
+   */
+  loseAnswer(method: StoreMethod, times = 1): void {
+    this.lostAnswers.set(method, times);
+  }
+
   heal(method?: StoreMethod): void {
     if (method) this.failures.delete(method);
     else this.failures.clear();
@@ -246,7 +258,13 @@ export class FakeStore implements Store {
   private async call<R>(method: StoreMethod, args: unknown[], body: () => R, signal?: AbortSignal): Promise<R> {
     await this.enter(method, args, signal);
     try {
-      return body();
+      const r = body();
+      const lost = this.lostAnswers.get(method) ?? 0;
+      if (lost > 0) {
+        this.lostAnswers.set(method, lost - 1);
+        throw connectionClosed();
+      }
+      return r;
     } finally {
       this.leave(method);
     }

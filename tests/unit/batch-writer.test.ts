@@ -8,7 +8,7 @@ import { BatchWriter, type WriteOutcome } from '../../gateway/src/store/batch-wr
 import type { StatsRow } from '../../gateway/src/store/store.ts';
 import { WriteBuffer } from '../../gateway/src/store/write-buffer.ts';
 import { FakeClock, settle } from '../helpers/fake-clock.ts';
-import { connectionRefused, FakeStore, invalidText } from '../helpers/fake-store.ts';
+import { connectionClosed, connectionRefused, FakeStore, invalidText } from '../helpers/fake-store.ts';
 
 function row(rxBytes = 0): StatsRow {
   return {
@@ -271,8 +271,65 @@ describe('BatchWriter', () => {
     assert.equal(b?.outcome, 'rejected');
     assert.equal((b?.err as { code?: string })?.code, '22P02', "the database's reason comes with the outcome");
     assert.deepEqual(store.statsRows.map((r) => r.id).sort(), [a.id, c.id].sort());
-    assert.equal(store.count('insertStatsBatch'), 4, 'the batch, then each item alone');
+    // [a, bad, c] → [a, bad] → [a] ok, [bad] rejected → [c] ok.
+    assert.equal(store.count('insertStatsBatch'), 5, 'the batch, then halves of it');
     assert.equal(events.failure, 0, 'a data error is not a database failure');
+  });
+
+  test('one bad frame in a batch of 2000 costs a few statements, not one per frame (halves)', async () => {
+    const { store, answers, submit } = setup({ maxBatch: 2000, capacity: 4000 });
+    const bad = row(4242);
+    store.fail('insertStatsBatch', invalidText(), {
+      when: (args) => (args[0] as StatsRow[]).some((r) => r.id === bad.id),
+    });
+    const rows: StatsRow[] = [];
+    for (let i = 0; i < 1999; i++) rows.push(submit());
+    submit(bad);
+    await settle(60);
+    assert.equal(answers.get(bad)?.outcome, 'rejected');
+    assert.ok(rows.every((r) => answers.get(r)?.outcome === 'ok'));
+    assert.equal(store.statsRows.length, 1999);
+    // One failing attempt per level (2000, 1000, ..., 1) plus one good half per level.
+    assert.ok(
+      store.count('insertStatsBatch') <= 1 + 2 * Math.ceil(Math.log2(2000)),
+      `${store.count('insertStatsBatch')} statements`,
+    );
+  });
+
+  test('in doubt: an attempt that committed but lost its answer is never answered -32002; its retry acks it, stored once', async () => {
+    const { clock, store, answers, submit } = setup();
+    store.loseAnswer('insertStatsBatch'); // commits, then the connection breaks
+    const r = submit();
+    await settle();
+    assert.equal(store.statsRows.length, 1, 'the first attempt committed');
+    // The database then stays unreachable well past the answer deadline.
+    store.fail('insertStatsBatch', connectionRefused());
+    await clock.advance(40_000);
+    assert.equal(answers.get(r)?.outcome, undefined, 'not -32002: it may be (and is) in the database');
+    store.heal();
+    await clock.advance(3000);
+    assert.equal(answers.get(r)?.outcome, 'ok', 'the retry committed (on conflict do nothing), so it is acknowledged');
+    assert.equal(store.statsRows.filter((x) => x.id === r.id).length, 1, 'stored exactly once');
+  });
+
+  test('in doubt but not committed: retried, acknowledged once the retry commits', async () => {
+    const { clock, store, answers, submit } = setup();
+    store.fail('insertStatsBatch', connectionClosed(), { times: 1 }); // broke before the commit
+    const r = submit();
+    const plain = row(7);
+    await settle();
+    store.fail('insertStatsBatch', connectionRefused());
+    submit(plain); // never part of an attempt with an unknown outcome
+    await clock.advance(20_000);
+    assert.equal(answers.get(plain)?.outcome, 'unavailable', 'a frame never in doubt gets -32002 at its deadline');
+    assert.equal(answers.has(r), false);
+    store.heal();
+    await clock.advance(3000);
+    assert.equal(answers.get(r)?.outcome, 'ok');
+    assert.deepEqual(
+      store.statsRows.map((x) => x.id),
+      [r.id],
+    );
   });
 
   test('a non-retryable error for a lone item → rejected, not retried', async () => {

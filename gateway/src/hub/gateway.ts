@@ -4,7 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { DebugSession } from '@agentgate/shared';
+import { CloseCode, type DebugSession, MAX_SESSIONS_PER_AGENT } from '@agentgate/shared';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Config } from '../config.js';
 import { AdminAuth } from '../http/admin-auth.js';
@@ -112,6 +112,7 @@ export class Gateway implements GatewayApi {
       raw,
     );
     this.heartbeat.add(conn);
+    this.replaceOldest(row.agentId);
     this.connections.set(session, conn);
     session.start();
     core.metrics.sessions.inc();
@@ -130,6 +131,26 @@ export class Gateway implements GatewayApi {
       log.debug({ agentId: session.subject.agentId, code }, 'session closed');
     });
     log.debug({ agentId: row.agentId, workspaceId: row.workspace.id }, 'session opened');
+  }
+
+  /**
+   * SPEC §3: at most 4 sessions per agent in a process (a reconnect may overlap the old socket); a
+   * newer one closes the agent's oldest with 4009, a reconnect code. One leaked token cannot open
+   * N sockets with N times the rate.
+   */
+  private replaceOldest(agentId: string): void {
+    const same = this.core.registry.byAgent.get(agentId);
+    if (!same || same.size < MAX_SESSIONS_PER_AGENT) return;
+    const live: AgentConnection[] = [];
+    for (const s of same) {
+      const c = this.connections.get(s);
+      if (c && !c.isClosing) live.push(c);
+    }
+    live.sort((a, b) => a.session.connectedAt - b.session.connectedAt || a.session.id - b.session.id);
+    for (let i = 0; i <= live.length - MAX_SESSIONS_PER_AGENT; i++) {
+      this.log.info({ agentId }, 'a fifth session of the agent; closing its oldest with 4009');
+      live[i]!.close(CloseCode.Replaced);
+    }
   }
 
   readiness(): 'ready' | 'draining' | 'database' {

@@ -59,6 +59,7 @@ export function createCore(o: CoreOptions): Core {
   const hooks = {
     onSuccess: () => o.onDatabase?.succeeded(),
     onFailure: (err: unknown) => o.onDatabase?.failed(err),
+    onCallbackError: (err: unknown) => log.error({ err }, 'a frame answer callback failed'),
   };
   const metrics = new GatewayMetrics();
   const agentMetrics = new AgentMetrics(2 * config.statsReportIntervalMs, (n) => metrics.agentMetricsDropped.inc(n));

@@ -73,6 +73,11 @@ export class AgentConnection implements FrameSource {
     };
   }
 
+  /** Our close frame is out (or the socket is cut): the connection takes no more frames. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
   take(): boolean {
     return this.bucket.take(this.deps.clock.now());
   }

@@ -2,10 +2,11 @@
 // flight per writer; a frame waits only for the batch that holds it and is answered after commit.
 // A lone frame is flushed on the next turn of the event loop, not after a timer. When the database
 // fails, the batch is retried (ids make retries idempotent) and waiting frames are answered -32002
-// before their answer deadline. A batch the database rejects for its data is split up so that only
-// the offending frame fails.
+// before their answer deadline — except frames of an attempt whose outcome is unknown (in doubt):
+// those are retried until a retry commits, because -32002 promises "not in the database". A batch
+// the database rejects for its data is split in halves, so that only the offending frame fails.
 import type { Clock, TimerHandle } from '../ops/clock.js';
-import { isRetryable } from './errors.js';
+import { isRetryable, outcomeUnknown } from './errors.js';
 import type { WriteBuffer } from './write-buffer.js';
 
 /**
@@ -31,6 +32,9 @@ interface Entry<T> {
   item: T;
   done: WriteDone;
   at: number;
+  /** An attempt holding this frame may have committed: it is never answered -32002. */
+  inDoubt?: true;
+  settled?: true;
 }
 
 export interface BatchWriterHooks {
@@ -40,6 +44,8 @@ export interface BatchWriterHooks {
   onFailure(err: unknown): void;
   /** Observes the size of each committed batch. */
   onBatch?(size: number): void;
+  /** A frame's answer callback threw: a bug, reported without disturbing the other frames. */
+  onCallbackError?(err: unknown): void;
 }
 
 export interface BatchWriterOptions<T> {
@@ -119,28 +125,48 @@ export class BatchWriter<T> {
     const batch = this.queue.splice(0, this.opts.maxBatch);
     this.inFlight = true;
     if (this.queue.length > 0) this.armSweeper();
+    const unwritten = await this.write(batch);
+    this.inFlight = false;
+    if (unwritten.length > 0) {
+      this.queue.unshift(...unwritten);
+      this.failures++;
+      this.expireOld();
+      this.scheduleRetry();
+      return;
+    }
+    this.failures = 0;
+    if (this.queue.length > 0) void this.flush();
+    else this.notifyIdle();
+  }
+
+  /**
+   * Writes `batch` in one statement; a batch the database refuses for its data is split in halves
+   * (a few statements find the bad frame, SPEC §7). Returns the frames left unwritten because the
+   * database failed: they go back to the queue.
+   */
+  private async write(batch: Entry<T>[]): Promise<Entry<T>[]> {
     try {
       await this.attempt(batch.map((e) => e.item));
-      this.failures = 0;
-      this.opts.hooks.onSuccess();
-      this.opts.hooks.onBatch?.(batch.length);
-      this.settle(batch, 'ok');
     } catch (err) {
       if (isRetryable(err)) {
         this.opts.hooks.onFailure(err);
-        this.queue.unshift(...batch);
-        this.failures++;
-        this.inFlight = false;
-        this.expireOld();
-        this.scheduleRetry();
-        return;
+        if (outcomeUnknown(err)) for (const e of batch) e.inDoubt = true;
+        return batch;
       }
       this.opts.hooks.onSuccess();
-      await this.isolate(batch, err);
+      if (batch.length === 1) {
+        this.settle(batch, 'rejected', err);
+        return [];
+      }
+      const half = Math.ceil(batch.length / 2);
+      const left = await this.write(batch.slice(0, half));
+      if (left.length > 0) return [...left, ...batch.slice(half)];
+      return this.write(batch.slice(half));
     }
-    this.inFlight = false;
-    if (this.queue.length > 0) void this.flush();
-    else this.notifyIdle();
+    this.opts.hooks.onSuccess();
+    this.opts.hooks.onBatch?.(batch.length);
+    this.settle(batch, 'ok');
+    return [];
   }
 
   /** One write, cancelled when it outlives ATTEMPT_TIMEOUT_MS. */
@@ -172,31 +198,17 @@ export class BatchWriter<T> {
     });
   }
 
-  /** A batch the database rejected for its content: write the frames one by one. */
-  private async isolate(batch: Entry<T>[], firstErr: unknown): Promise<void> {
-    if (batch.length === 1) {
-      this.settle(batch, 'rejected', firstErr);
-      return;
-    }
-    for (const entry of batch) {
+  private settle(entries: Entry<T>[], outcome: WriteOutcome, err?: unknown): void {
+    for (const e of entries) {
+      if (e.settled) continue;
+      e.settled = true;
+      this.opts.buffer.release(1);
       try {
-        await this.attempt([entry.item]);
-        this.settle([entry], 'ok');
-      } catch (err) {
-        if (isRetryable(err)) {
-          // The database went away mid-isolation: answer unavailable; nothing of this frame was written.
-          this.opts.hooks.onFailure(err);
-          this.settle([entry], 'unavailable');
-        } else {
-          this.settle([entry], 'rejected', err);
-        }
+        e.done(outcome, err);
+      } catch (bug) {
+        this.opts.hooks.onCallbackError?.(bug);
       }
     }
-  }
-
-  private settle(entries: Entry<T>[], outcome: WriteOutcome, err?: unknown): void {
-    this.opts.buffer.release(entries.length);
-    for (const e of entries) e.done(outcome, err);
   }
 
   private scheduleRetry(): void {
@@ -208,12 +220,23 @@ export class BatchWriter<T> {
     }, delay);
   }
 
-  /** Answers -32002 to frames that waited too long; they were never part of a committed batch. */
+  /**
+   * Answers -32002 to frames that waited too long and were never part of an attempt that may have
+   * committed. Frames in doubt stay queued: they are retried until a retry commits (the gateway's
+   * row ids make a retry idempotent), then acknowledged.
+   */
   private expireOld(): void {
     const limit = this.opts.clock.now() - this.deadlineMs;
     let n = 0;
     while (n < this.queue.length && this.queue[n]!.at < limit) n++;
-    if (n > 0) this.settle(this.queue.splice(0, n), 'unavailable');
+    if (n === 0) return;
+    const old = this.queue.splice(0, n);
+    const doubtful = old.filter((e) => e.inDoubt);
+    this.settle(
+      old.filter((e) => !e.inDoubt),
+      'unavailable',
+    );
+    this.queue.unshift(...doubtful);
   }
 
   private notifyIdle(): void {

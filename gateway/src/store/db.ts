@@ -41,3 +41,11 @@ export function redactUrl(url: string): string {
     return '(unparsable URL)';
   }
 }
+
+/** Sends a cancel request for `query` to the server when `signal` aborts. */
+export function cancellable<R>(signal: AbortSignal | undefined, query: Promise<R> & { cancel(): unknown }): Promise<R> {
+  if (!signal) return query;
+  if (signal.aborted) query.cancel();
+  else signal.addEventListener('abort', () => query.cancel(), { once: true });
+  return query;
+}

@@ -1,7 +1,7 @@
 // The reads of SPEC §3, §5 and §6: the token check, the slow path and the batched refresh. Each is
 // one statement; the caller picks the pool (see pg-store.ts).
 import type { AgentWorkspaceRow, RefreshRow, WorkspaceRow } from '../domain.js';
-import type { Sql } from './db.js';
+import { cancellable, type Sql } from './db.js';
 
 interface AgentWorkspaceRecord {
   agent_id: string;
@@ -46,8 +46,14 @@ function workspaceFrom(r: WorkspaceRecord): WorkspaceRow {
  * Agent → resource → build → workspace (expanded), with the latest build number of the workspace:
  * the one query of the token check (SPEC §3, by token) and of the slow path (SPEC §6, by agent id).
  */
-async function agentWorkspace(sql: Sql, where: ReturnType<Sql>): Promise<AgentWorkspaceRow | undefined> {
-  const [r] = await sql<AgentWorkspaceRecord[]>`
+async function agentWorkspace(
+  sql: Sql,
+  where: ReturnType<Sql>,
+  signal?: AbortSignal,
+): Promise<AgentWorkspaceRow | undefined> {
+  const [r] = await cancellable(
+    signal,
+    sql<AgentWorkspaceRecord[]>`
     select a.id as agent_id, a.name as agent_name, a.deleted as agent_deleted, a.auth_token,
            b.build_number,
            (select max(lb.build_number) from workspace_builds lb where lb.workspace_id = w.id) as latest_build_number,
@@ -59,7 +65,8 @@ async function agentWorkspace(sql: Sql, where: ReturnType<Sql>): Promise<AgentWo
     join workspaces_expanded w on w.id = b.workspace_id
     where ${where}
     order by b.build_number desc
-    limit 1`;
+    limit 1`,
+  );
   if (!r) return undefined;
   return {
     agentId: r.agent_id,
@@ -72,9 +79,12 @@ async function agentWorkspace(sql: Sql, where: ReturnType<Sql>): Promise<AgentWo
   };
 }
 
-/** SPEC §3: the agent of a token, its expanded workspace, its build and the latest build number. */
-export function agentByToken(sql: Sql, token: string): Promise<AgentWorkspaceRow | undefined> {
-  return agentWorkspace(sql, sql`a.auth_token = ${token}::uuid`);
+/**
+ * SPEC §3: the agent of a token, its expanded workspace, its build and the latest build number.
+ * `signal` cancels the query on the server (a token check that gives up must not hold a connection).
+ */
+export function agentByToken(sql: Sql, token: string, signal?: AbortSignal): Promise<AgentWorkspaceRow | undefined> {
+  return agentWorkspace(sql, sql`a.auth_token = ${token}::uuid`, signal);
 }
 
 /** SPEC §6 slow path: the same row by agent id. */

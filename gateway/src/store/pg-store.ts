@@ -27,8 +27,8 @@ export class PgStore implements Store {
     this.batchSql = batchSql ?? sql;
   }
 
-  agentByToken(token: string): Promise<AgentWorkspaceRow | undefined> {
-    return agentByToken(this.sql, token);
+  agentByToken(token: string, signal?: AbortSignal): Promise<AgentWorkspaceRow | undefined> {
+    return agentByToken(this.sql, token, signal);
   }
 
   workspaceByAgentId(agentId: string): Promise<AgentWorkspaceRow | undefined> {

@@ -48,7 +48,8 @@ export interface AgentConnectionRow {
 }
 
 export interface Store {
-  agentByToken(token: string): Promise<AgentWorkspaceRow | undefined>;
+  /** `signal` cancels the query on the server. */
+  agentByToken(token: string, signal?: AbortSignal): Promise<AgentWorkspaceRow | undefined>;
   workspaceByAgentId(agentId: string): Promise<AgentWorkspaceRow | undefined>;
   refreshIdentities(pairs: { agentId: string; workspaceId: string }[]): Promise<RefreshRow[]>;
   /** `signal` cancels the statement on the server (group commit gives up on a stalled attempt). */

@@ -2,7 +2,7 @@
 // one JSON text or as arrays to `unnest`, and NOTIFYs sent from the same statement. Timestamps
 // travel as RFC 3339 text cast in SQL (`::text::timestamptz`): a parameter that PostgreSQL types as
 // timestamptz goes through JS Date in postgres.js, which reads year 0001 as 2001.
-import type { Sql } from './db.js';
+import { cancellable, type Sql } from './db.js';
 import type { ActivityRow, AgentConnectionRow, MetadataRow, StatsRow } from './store.js';
 
 /** NOTIFY payloads must stay under 8000 bytes; split an agent's keys into chunks below this. */
@@ -149,12 +149,4 @@ export async function updateAgentConnections(sql: Sql, rows: AgentConnectionRow[
     from unnest(${rows.map((r) => r.agentId)}::uuid[], ${rows.map((r) => r.connectedAt)}::text[]::timestamptz[],
                 ${rows.map((r) => r.disconnectedAt)}::text[]::timestamptz[]) as u(id, connected_at, disconnected_at)
     where a.id = u.id`;
-}
-
-/** Sends a cancel request for `query` to the server when `signal` aborts. */
-function cancellable<R>(signal: AbortSignal | undefined, query: Promise<R> & { cancel(): unknown }): Promise<R> {
-  if (!signal) return query;
-  if (signal.aborted) query.cancel();
-  else signal.addEventListener('abort', () => query.cancel(), { once: true });
-  return query;
 }

@@ -130,7 +130,10 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       });
       this.ws = ws;
       let settled = false;
+      /** The upgrade was refused: this socket's close is not a reason to reconnect. */
+      let refused = false;
       ws.on('unexpected-response', (_req, res) => {
+        refused = true;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
@@ -181,7 +184,8 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
           reject(new Error(`socket closed with ${code} before it opened`));
         }
         this.emit('close', code, reason);
-        if (!this.closedByUser && shouldReconnect(code)) this.scheduleReconnect();
+        // A refused upgrade decides for itself (401/403 never reconnect; terminate() closes with 1006).
+        if (!refused && !this.closedByUser && shouldReconnect(code)) this.scheduleReconnect();
       });
     });
   }

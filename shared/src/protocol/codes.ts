@@ -64,6 +64,8 @@ export const RPC_PATH = '/api/v2/workspaceagents/me/rpc';
 export const METADATA_KEYS_BUDGET_BYTES = 6144;
 export const METADATA_VALUE_LIMIT_BYTES = 2048;
 export const MAX_UNANSWERED_PER_SESSION = 64;
+/** Sessions one agent may hold in one gateway process (SPEC §3); a newer one replaces the oldest (4009). */
+export const MAX_SESSIONS_PER_AGENT = 4;
 /** Elements of one JSON-RPC batch (SPEC §4); a longer batch is answered with a single -32600. */
 export const MAX_BATCH_ELEMENTS = 64;
 export const SLOW_CONSUMER_BYTES = 1024 * 1024;
