@@ -16,7 +16,7 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 /** How long the token check may wait for the database before answering 503 (SPEC §3: within 3 s). */
 const AUTH_TIMEOUT_MS = 2500;
 /** Token checks running at once per process (SPEC §3). */
-export const MAX_TOKEN_CHECKS = 64;
+const MAX_TOKEN_CHECKS = 64;
 
 /** An authenticated agent: the row of the token check and the token it used. */
 export interface Accepted {

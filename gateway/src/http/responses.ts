@@ -12,7 +12,7 @@ export interface Refusal {
 }
 
 /** How long a refused client may take to close its end before the gateway cuts the socket. */
-export const REFUSED_LINGER_MS = 2000;
+const REFUSED_LINGER_MS = 2000;
 
 export function respondJson(
   res: ServerResponse,

@@ -25,7 +25,7 @@ export interface GatewayApi {
 }
 
 /** Which routes a listener serves (SPEC §1 `--metrics-listen`: /metrics and /debug/* move off the agents' one). */
-export type RouteSet = 'all' | 'agents' | 'ops';
+type RouteSet = 'all' | 'agents' | 'ops';
 
 export interface HttpServerOptions {
   routes: RouteSet;
