@@ -85,8 +85,9 @@ export function createHttpServer(api: GatewayApi, log: Logger, opts: HttpServerO
       refuseUpgrade(socket, { status: 500, message: 'internal error' });
     });
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
     releaseSoon(socket);
   });
   return server;
