@@ -81,7 +81,7 @@ export class GatewayMetrics {
     for (const m of FRAME_METHODS) this.ackChildren.set(m, this.ackLatency.labels(m));
     this.agentMetricsDropped = new client.Counter({
       name: 'agentgate_agent_metrics_dropped_total',
-      help: 'Agent-reported metrics dropped for an invalid name.',
+      help: 'Agent-reported metrics dropped: invalid or reserved name, over 16 labels, a label value over 1024 bytes, or a new series beyond 200 per agent.',
       registers,
     });
     this.refreshOutcomes = new client.Counter({
