@@ -7,15 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { SERVE_OPTIONS } from '../../gateway/src/config.ts';
-import {
-  allowed,
-  type Kind,
-  type OptionTable,
-  parse,
-  parseWithSources,
-  UsageError,
-  usage,
-} from '../../gateway/src/options.ts';
+import type { Kind } from '../../gateway/src/option-kinds.ts';
+import { allowed, type OptionTable, parse, parseWithSources, UsageError, usage } from '../../gateway/src/options.ts';
 import { BENCH_OPTIONS } from '../../scripts/src/bench.ts';
 import { LOADTEST_OPTIONS } from '../../scripts/src/loadtest.ts';
 import { MIGRATE_OPTIONS } from '../../scripts/src/migrate.ts';
