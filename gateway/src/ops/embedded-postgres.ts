@@ -337,7 +337,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
       password = readFileSync(secretFile, 'utf8').trim();
       upgradeToScram(clusterDir);
     } else {
-      throw new UsageError(`${secretFile} (the password of ${clusterDir}) is missing; remove ${clusterDir} to start over`);
+      throw new UsageError(
+        `${secretFile} (the password of ${clusterDir}) is missing; remove ${clusterDir} to start over`,
+      );
     }
     const port = await freePort();
     const server = await startServer(bins, dataDir, clusterDir, port, opts.settings ?? {}, user, log);
@@ -373,7 +375,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
 export function removeEmbeddedCluster(dataDir: string): void {
   const dir = path.resolve(dataDir);
   const st = lstatSync(dir, { throwIfNoEntry: false });
-  if (st?.isSymbolicLink()) rmSync(path.resolve(path.dirname(dir), readlinkSync(dir)), { recursive: true, force: true });
+  if (st?.isSymbolicLink())
+    rmSync(path.resolve(path.dirname(dir), readlinkSync(dir)), { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
   for (const f of [sideFile(dir, 'secret'), sideFile(dir, 'port')]) rmSync(f, { force: true });
   dropOwner(dir);
@@ -401,7 +404,9 @@ export async function resolveDatabase(opts: {
   const dataDir = path.resolve(opts.dataDir);
   const running = runningPostmaster(dataDir);
   const owner = readOwner(dataDir);
-  const ownerLives = owner ? ownerState(owner) === 'alive' : running !== undefined && unrecordedOwner(running) !== undefined;
+  const ownerLives = owner
+    ? ownerState(owner) === 'alive'
+    : running !== undefined && unrecordedOwner(running) !== undefined;
   const portFile = sideFile(dataDir, 'port');
   const secretFile = sideFile(dataDir, 'secret');
   if (running !== undefined && ownerLives && existsSync(portFile) && existsSync(secretFile)) {

