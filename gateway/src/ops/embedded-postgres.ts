@@ -154,7 +154,11 @@ function chownTree(dir: string, user: ServerUser): void {
  */
 function locateCluster(dataDir: string, user: ServerUser | undefined): string {
   const st = lstatSync(dataDir, { throwIfNoEntry: false });
-  if (st?.isSymbolicLink()) return path.resolve(path.dirname(dataDir), readlinkSync(dataDir));
+  if (st?.isSymbolicLink()) {
+    const target = path.resolve(path.dirname(dataDir), readlinkSync(dataDir));
+    if (user) mkdirReachable(path.dirname(target)); // wiped since: made again, reachable
+    return target;
+  }
   if (!user) return dataDir;
   const home = path.join(ROOT_HOME, 'clusters');
   mkdirReachable(home);
