@@ -178,6 +178,19 @@ function locateCluster(dataDir: string, user: ServerUser | undefined): string {
   return target;
 }
 
+/** A child's output: each line to `log`, the last five kept for an error message. */
+function outputLines(log: (l: string) => void): { tail: string[]; onData: (d: Buffer) => void } {
+  const tail: string[] = [];
+  const onData = (d: Buffer) => {
+    for (const l of d.toString().split('\n').filter(Boolean)) {
+      log(l);
+      tail.push(l);
+      if (tail.length > 5) tail.shift();
+    }
+  };
+  return { tail, onData };
+}
+
 /** Runs `cmd` (as `user`), feeding `input`; rejects with its last output lines when it fails. */
 function run(cmd: string, args: string[], user: ServerUser | undefined, input: string, log: (l: string) => void) {
   return new Promise<void>((resolve, reject) => {
@@ -188,14 +201,7 @@ function run(cmd: string, args: string[], user: ServerUser | undefined, input: s
       env: { LC_ALL: 'C' },
       ...(user ? { uid: user.uid, gid: user.gid } : {}),
     });
-    const tail: string[] = [];
-    const onData = (d: Buffer) => {
-      for (const l of d.toString().split('\n').filter(Boolean)) {
-        log(l);
-        tail.push(l);
-        if (tail.length > 5) tail.shift();
-      }
-    };
+    const { tail, onData } = outputLines(log);
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     child.on('error', reject);
@@ -278,14 +284,7 @@ async function startServer(
     env: { LC_ALL: 'C' },
     ...(user ? { uid: user.uid, gid: user.gid } : {}),
   });
-  const tail: string[] = [];
-  const onData = (d: Buffer) => {
-    for (const l of d.toString().split('\n').filter(Boolean)) {
-      log(l);
-      tail.push(l);
-      if (tail.length > 5) tail.shift();
-    }
-  };
+  const { tail, onData } = outputLines(log);
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   let exited = false;
