@@ -4,7 +4,7 @@
 // database from the template (helpers/db.ts), so files run in parallel. PostgreSQL is stopped by PID
 // at the end. `node --import tsx tests/run.ts <substring>...` runs the matching files only.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -40,14 +40,15 @@ if (build.status !== 0) {
 }
 
 // Imported only now: the gateway's source may import the workspace packages' dist/.
-const { startEmbeddedPostgres } = await import('../gateway/src/ops/embedded-postgres.ts');
+const { removeEmbeddedCluster, startEmbeddedPostgres } = await import('../gateway/src/ops/embedded-postgres.ts');
 const { connect } = await import('../gateway/src/store/db.ts');
 const { migrate } = await import('../gateway/src/store/migrate.ts');
 
+// The state dir (mode 0700); as root the cluster itself lives where the postgres user can reach it.
 const work = mkdtempSync(path.join(tmpdir(), 'agentgate-test-'));
-chmodSync(work, 0o755); // embedded-postgres runs as the postgres user when we are root
+const dataDir = path.join(work, 'pgdata');
 const pg = await startEmbeddedPostgres({
-  dataDir: path.join(work, 'pgdata'),
+  dataDir,
   settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '400' },
 });
 let code = 1;
@@ -74,6 +75,7 @@ try {
   code = await new Promise<number>((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
 } finally {
   await pg.stop();
+  removeEmbeddedCluster(dataDir);
   rmSync(work, { recursive: true, force: true });
 }
 process.exit(code);

@@ -29,7 +29,10 @@ async function openDatabase(config: Config, log: Logger): Promise<{ url: string;
   log.info({ dataDir }, 'starting embedded PostgreSQL');
   const pgLog = log.child({ component: 'postgres' });
   const embedded = await startEmbeddedPostgres({ dataDir, onLog: (line) => pgLog.debug(line) });
-  log.info({ dataDir, port: embedded.port, pid: embedded.pid }, 'embedded PostgreSQL started');
+  log.info(
+    { dataDir, clusterDir: embedded.clusterDir, port: embedded.port, pid: embedded.pid },
+    'embedded PostgreSQL started',
+  );
   return { url: embedded.url, embedded };
 }
 

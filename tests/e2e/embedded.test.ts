@@ -1,94 +1,64 @@
 // SPEC §1 `serve` without DATABASE_URL: an embedded PostgreSQL in the data dir, kept across runs;
-// a second server on the same data dir fails with one line; SIGTERM stops PostgreSQL too.
+// a second server on the same data dir fails with one line; SIGTERM stops PostgreSQL too. The data
+// dir's parent is 0700 here, like a clone in /root: as root, the cluster and the binaries must live
+// where the postgres user can reach them (SPEC §7).
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { runningPostmaster } from '../../gateway/src/ops/embedded-postgres.ts';
-import { AGENTGATE_BIN, cliEnv } from '../helpers/cli.ts';
+import { embeddedWorkDir, listening, type Served, serveEmbedded } from '../helpers/embedded.ts';
 import { httpRequest } from '../helpers/http.ts';
 
-interface Served {
-  child: ChildProcess;
-  out: string[];
-  err: string[];
-  exited: Promise<number | null>;
-}
-
-function serve(dataDir: string): Served {
-  const args = [AGENTGATE_BIN, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'];
-  const child = spawn(process.execPath, args, {
-    env: cliEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const out: string[] = [];
-  const err: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => out.push(...d.toString().split('\n').filter(Boolean)));
-  child.stderr!.on('data', (d: Buffer) => err.push(...d.toString().split('\n').filter(Boolean)));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, out, err, exited };
-}
-
-async function listening(s: Served): Promise<string> {
-  const until = Date.now() + 60_000;
-  while (Date.now() < until) {
-    for (const line of s.out) {
-      if (line.includes('"listening"')) return String((JSON.parse(line) as { url: string }).url);
-    }
-    if (s.child.exitCode !== null) throw new Error(`serve exited ${s.child.exitCode}: ${s.err.join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('serve did not listen within 60 s');
-}
+const asRoot = process.getuid?.() === 0;
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('serve on the embedded PostgreSQL', () => {
-  let work: string;
-  let dataDir: string;
+  let dir: ReturnType<typeof embeddedWorkDir>;
   const started: Served[] = [];
 
   before(() => {
-    work = mkdtempSync(path.join(tmpdir(), 'agentgate-embedded-'));
-    chmodSync(work, 0o755); // as root, PostgreSQL runs as the postgres user and must reach the data dir
-    dataDir = path.join(work, 'state');
+    dir = embeddedWorkDir('agentgate-embedded-');
+    assert.equal(statSync(dir.work).mode & 0o777, 0o700, 'the parent of the data dir is closed to other users');
   });
-  after(async () => {
-    for (const s of started) {
-      if (s.child.exitCode === null) {
-        s.child.kill('SIGTERM');
-        await s.exited;
-      }
-    }
-    const pid = runningPostmaster(path.join(dataDir, 'pgdata'));
-    if (pid !== undefined) process.kill(pid, 'SIGKILL');
-    rmSync(work, { recursive: true, force: true });
-  });
+  after(() => dir.cleanup(started));
 
   test('starts, refuses a second server on the same data, stops, and reuses the data', async () => {
-    const first = serve(dataDir);
+    const pgdata = path.join(dir.dataDir, 'pgdata');
+    const first = serveEmbedded(dir.dataDir);
     started.push(first);
-    const url = await listening(first);
-    const http = url.replace(/^ws:/, 'http:').replace(/\/api\/.*$/, '');
+    const http = await listening(first);
     assert.equal((await httpRequest(`${http}/readyz`)).status, 200);
     assert.ok(
       first.out.some((l) => l.includes('"migrations applied"')),
       'a new data dir is migrated',
     );
-    const pgPid = runningPostmaster(path.join(dataDir, 'pgdata'));
+    const pgPid = runningPostmaster(pgdata);
     assert.ok(pgPid !== undefined, 'the embedded postmaster runs');
+    assert.equal(statSync(dir.dataDir).mode & 0o777, 0o700, 'the state dir is 0700');
+    if (asRoot) {
+      // The server runs as postgres, from binaries and on data outside the 0700 tree.
+      assert.ok(lstatSync(pgdata).isSymbolicLink(), 'as root, pgdata points to the cluster');
+      assert.ok(!readlinkSync(pgdata).startsWith(dir.work), readlinkSync(pgdata));
+      assert.equal(statSync(`/proc/${pgPid}`).uid, statSync(readlinkSync(pgdata)).uid);
+      assert.notEqual(statSync(`/proc/${pgPid}`).uid, 0, 'PostgreSQL does not run as root');
+      const exe = readlinkSync(`/proc/${pgPid}/exe`);
+      assert.ok(!exe.startsWith(REPO), `${exe} is not under the clone`);
+    }
 
-    const second = serve(dataDir);
+    const second = serveEmbedded(dir.dataDir);
     started.push(second);
     assert.equal(await second.exited, 2);
     assert.equal(second.err.length, 1, second.err.join('\n'));
     assert.match(second.err[0]!, /in use by PID/);
+    assert.equal(runningPostmaster(pgdata), pgPid, 'the refused server left PostgreSQL alone');
 
     first.child.kill('SIGTERM');
     assert.equal(await first.exited, 0);
-    assert.equal(runningPostmaster(path.join(dataDir, 'pgdata')), undefined, 'PostgreSQL was stopped');
+    assert.equal(runningPostmaster(pgdata), undefined, 'PostgreSQL was stopped');
 
-    const third = serve(dataDir);
+    const third = serveEmbedded(dir.dataDir);
     started.push(third);
     await listening(third);
     assert.ok(!third.out.some((l) => l.includes('"migrations applied"')), 'the kept data is already migrated');

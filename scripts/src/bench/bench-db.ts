@@ -2,10 +2,14 @@
 // dedicated login role that the gateway connects as (so PostgreSQL's own counters separate its
 // statements from the bench's by `userid`), migrated and seeded.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '@agentgate/gateway/ops/embedded-postgres';
+import {
+  type EmbeddedPostgresHandle,
+  removeEmbeddedCluster,
+  startEmbeddedPostgres,
+} from '@agentgate/gateway/ops/embedded-postgres';
 import { connect, type Sql } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
 
@@ -24,17 +28,18 @@ export interface BenchDatabase {
 
 export async function startBenchDatabase(onLog?: (line: string) => void): Promise<BenchDatabase> {
   const dir = mkdtempSync(path.join(tmpdir(), 'agentgate-bench-'));
-  chmodSync(dir, 0o755); // as root, embedded-postgres runs the server as another user
+  const dataDir = path.join(dir, 'pgdata');
   let pg: EmbeddedPostgresHandle | undefined;
   let admin: Sql | undefined;
   const close = async () => {
     await admin?.end({ timeout: 5 }).catch(() => {});
     await pg?.stop().catch(() => {});
+    removeEmbeddedCluster(dataDir);
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     pg = await startEmbeddedPostgres({
-      dataDir: path.join(dir, 'pgdata'),
+      dataDir,
       settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'top' },
       ...(onLog ? { onLog } : {}),
     });
