@@ -8,7 +8,6 @@ import {
   constraint,
   convert,
   Invalid,
-  type Kind,
   type KindValues,
   type OptionSpec,
   PLACEHOLDER,

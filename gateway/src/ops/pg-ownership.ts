@@ -5,6 +5,7 @@
 // is PID 1, which it is for a gateway that is PID 1 in a container.
 import { existsSync, linkSync, readFileSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { UsageError } from './usage-error.js';
 
 export interface OwnerRecord {
   pid: number;
@@ -127,5 +128,16 @@ export function runningPostmaster(dataDir: string): number | undefined {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres') ? pid : undefined;
   } catch {
     return undefined; // exited meanwhile
+  }
+}
+
+/** Another live process uses the data dir (a second `npm start` on the same data): one line, exit 2. */
+export class DataDirBusyError extends UsageError {
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
+    super(`the embedded PostgreSQL data dir ${dataDir} is in use by PID ${pid} (is another agentgate running?)`);
+    this.name = 'DataDirBusyError';
   }
 }
