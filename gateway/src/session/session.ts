@@ -13,7 +13,7 @@ import {
   type WorkspaceRow,
 } from '../domain.js';
 import type { AgentMetrics } from '../ops/agent-metrics.js';
-import type { Clock } from '../ops/clock.js';
+import type { Clock, TimerHandle } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { GatewayMetrics } from '../ops/metrics.js';
 import type { Store } from '../store/store.js';
@@ -40,6 +40,8 @@ export interface SessionDeps {
   cacheEnabled: boolean;
   refreshIntervalMs: number;
   random?: () => number;
+  /** Told of every session once it is registered (SPEC §8: a change notified during its connect). */
+  onStart?: (session: Session) => void;
 }
 
 let nextSessionId = 1;
@@ -58,6 +60,8 @@ export class Session {
   /** Set by the connection: closes the socket with 4501. */
   onRevoke: ((reason: RevokeReason) => void) | undefined;
   private scheduler: RefreshScheduler | undefined;
+  /** With the cache off there is no scheduler: a requested refresh (SPEC §8 push) runs from this timer. */
+  private pushTimer: TimerHandle | undefined;
   private slowPath: Promise<WorkspaceIdentity | null> | undefined;
   /** Lower case: tokens are UUIDs, compared case-insensitively (SPEC §3). */
   private readonly token: string;
@@ -100,6 +104,7 @@ export class Session {
       this.scheduler = new RefreshScheduler(deps.clock, deps.refreshIntervalMs, () => this.refresh(), deps.random);
       this.scheduler.start();
     }
+    deps.onStart?.(this);
   }
 
   /**
@@ -251,6 +256,7 @@ export class Session {
     this.scheduler = undefined;
     this.identity.clear();
     const { deps } = this;
+    deps.clock.clearTimeout(this.pushTimer);
     deps.registry.delete(this);
     deps.recordConnection(this.subject.agentId, {
       connectedAt: null,
@@ -258,9 +264,23 @@ export class Session {
     });
   }
 
-  /** Refresh within `maxDelayMs` (LISTEN/NOTIFY hooks and reconnects use this). */
-  refreshSoon(maxDelayMs: number): void {
-    this.scheduler?.soon(maxDelayMs);
+  /**
+   * Refresh `delayMs` from now (SPEC §8: a NOTIFY named this session, or a resync after a lost
+   * LISTEN), through the batched read. With the cache off no timer runs, but a revocation must
+   * still close the socket within 1 s: then the refresh runs from a one-shot timer.
+   */
+  refreshIn(delayMs: number): void {
+    if (this.closed || this.revoked !== undefined) return;
+    if (this.scheduler) {
+      this.scheduler.rearm(delayMs);
+      return;
+    }
+    const { clock } = this.deps;
+    clock.clearTimeout(this.pushTimer);
+    this.pushTimer = clock.setTimeout(() => {
+      this.pushTimer = undefined;
+      void this.refresh();
+    }, Math.round(delayMs));
   }
 
   /** This session as `GET /debug/sessions` lists it (SPEC §3). */
