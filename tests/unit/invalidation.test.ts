@@ -144,6 +144,21 @@ describe('push invalidation: payload → sessions → one batched read', () => {
     assert.equal(s.identity.get()!.name, 'later');
   });
 
+  test('a NOTIFY that joins a resync’s read is applied once: outcome "changed", counted once', async () => {
+    const h = new Harness({ refreshIntervalMs: 60 * MINUTE });
+    const fx = h.store.fixture();
+    const s = h.connect(fx);
+    h.core.invalidation.listening(false);
+    await h.clock.advance(5);
+    h.store.updateWorkspace(fx.workspace.id, { name: 'renamed' });
+    notify(h, { workspace_id: fx.workspace.id });
+    await h.clock.advance(REFRESH_WINDOW_MS);
+    assert.deepEqual(h.calls(), { refreshIdentities: 1 });
+    assert.equal(s.lastRefreshOutcome, 'changed');
+    assert.equal(await metricValue(h.metrics, 'agentgate_identity_refresh_total', { outcome: 'changed' }), 1);
+    assert.equal(await metricValue(h.metrics, 'agentgate_identity_refresh_total', { outcome: 'unchanged' }), 0);
+  });
+
   for (const r of REVOCATIONS) {
     for (const cacheEnabled of [true, false]) {
       test(`${r.name} + NOTIFY → revoked (${r.reason}) within the window, cache ${cacheEnabled ? 'on' : 'off'}`, async () => {

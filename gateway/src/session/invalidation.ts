@@ -130,12 +130,11 @@ export class IdentityInvalidation implements IdentitySink {
    */
   started(session: Session): void {
     const cutoff = this.o.clock.now() - this.rememberMs;
-    if (this.recentAll >= cutoff) return session.refreshIn(0);
-    if (this.recent.size === 0) return;
     const s = session.subject;
     const keys = [`agent_id:${s.agentId}`, `workspace_id:${s.workspaceId}`, `owner_id:${s.ownerId}`];
     keys.push(`template_id:${s.templateId}`);
-    if (keys.some((k) => (this.recent.get(k) ?? Number.NEGATIVE_INFINITY) >= cutoff)) session.refreshIn(0);
+    const named = (k: string) => (this.recent.get(k) ?? Number.NEGATIVE_INFINITY) >= cutoff;
+    if (this.recentAll >= cutoff || (this.recent.size > 0 && keys.some(named))) session.refreshIn(0);
   }
 
   /** Every session, in chunks of one statement, spread over resyncSpreadMs. */

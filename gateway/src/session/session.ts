@@ -7,6 +7,7 @@ import {
   type AgentWorkspaceRow,
   identityOf,
   isPrebuildOwner,
+  type RefreshRow,
   type RevokeReason,
   type Subject,
   type WorkspaceIdentity,
@@ -63,6 +64,8 @@ export class Session {
   /** With the cache off there is no scheduler: a requested refresh (SPEC §8 push) runs from this timer. */
   private pushTimer: TimerHandle | undefined;
   private slowPath: Promise<WorkspaceIdentity | null> | undefined;
+  /** The row the last refresh applied. */
+  private lastRow: RefreshRow | undefined;
   /** Lower case: tokens are UUIDs, compared case-insensitively (SPEC §3). */
   private readonly token: string;
 
@@ -174,6 +177,10 @@ export class Session {
       return false;
     }
     if (this.closed) return true;
+    // Two refreshes of this session that joined one batched read (a NOTIFY during a resync) share
+    // its row: it is applied once, so the outcome says what that read changed.
+    if (row !== undefined && row === this.lastRow) return true;
+    this.lastRow = row;
     this.lastRefreshAt = deps.clock.now();
     const reason = this.revocationOf(row?.agent, row?.workspace);
     if (reason) {
