@@ -10,7 +10,7 @@ import { cpus } from 'node:os';
 import { type OptionTable, parse, UsageError } from '@agentgate/gateway/options';
 import { connect, type Sql } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
-import { AgentClient, PREBUILDS_OWNER_ID } from '@agentgate/shared';
+import { AgentClient, ConnectRefusedError, PREBUILDS_OWNER_ID } from '@agentgate/shared';
 import {
   type BenchDatabase,
   readDbCounters,
@@ -78,6 +78,13 @@ export const STALENESS_OPTIONS = {
     min: 100,
     default: '30s',
     help: 'a change not reflected within this counts as timed out',
+  },
+  idle: {
+    flag: '--idle',
+    kind: 'duration',
+    min: 0,
+    default: '0s',
+    help: 'before the changes: one refresh interval of warm-up, then count the replicas’ statements per minute over this long (embedded database only)',
   },
   json: { flag: '--json', kind: 'out-file', help: 'write the results here' },
   databaseUrl: {
@@ -162,6 +169,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   const claims = plan.filter((k) => k === 'claim').length;
   if (o.changes > total)
     throw new UsageError(`--changes (${o.changes}) exceeds the agents (${total}): one change per agent`);
+  if (o.idle > 0 && o.databaseUrl)
+    throw new UsageError('--idle counts with pg_stat_statements of the embedded database: drop --database-url');
 
   const adminToken = `staleness-${Math.random().toString(36).slice(2)}`;
   const servers: ServerProcess[] = [];
@@ -188,6 +197,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
 
   const results: ChangeResult[] = [];
   let counters: { statements: number; workspaceReads: number } | undefined;
+  let idle: IdleLoad | undefined;
   const started = performance.now();
   try {
     log(o.databaseUrl ? 'using the given database' : 'starting an embedded PostgreSQL (pg_stat_statements) ...');
@@ -223,11 +233,20 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
 
     log(`connecting ${total} agents ...`);
     const targets: Target[] = [];
-    await pool(seeded, 100, async (a, i) => {
+    // Below the gateway's 64 token checks at once (SPEC §3); a 503 is retried.
+    await pool(seeded, 32, async (a, i) => {
       if (abort.signal.aborted) return;
       const replica = i % o.replicas;
       const client = new AgentClient({ url: servers[replica]!.url, token: a.token, reconnect: false });
-      await client.connect();
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client.connect();
+          break;
+        } catch (e) {
+          if (!(e instanceof ConnectRefusedError && e.status === 503) || attempt >= 20) throw e;
+          await new Promise((r) => setTimeout(r, 100 * attempt));
+        }
+      }
       clients.push(client);
       const t: Target = { agentId: a.agentId, workspaceId: a.workspaceId, replica, client };
       client.once('close', (code) => {
@@ -236,6 +255,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       });
       targets.push(t);
     });
+    if (abort.signal.aborted) return 130;
+    if (o.idle > 0 && db.bench) idle = await measureIdle(db.bench, o.refreshInterval, o.idle, total, abort.signal);
     if (abort.signal.aborted) return 130;
 
     // One change per agent: claims take the prebuilds, renames and rotations the others.
@@ -281,6 +302,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   );
   for (const k of kinds) out.write(`${line(k, byKind[k]!)}\n`);
   out.write(`${line('all', overall)}\n\n`);
+  if (idle) {
+    out.write(
+      `idle, ${total} sessions at a ${o.refreshInterval / 1000} s refresh interval: ${idle.statementsPerMin} ` +
+        `statements/min, of which ${idle.workspaceReadsPerMin} refresh reads/min ` +
+        `(${idle.refreshesPerMin} refreshes/min due)\n`,
+    );
+  }
   if (counters) {
     out.write(
       `gateway statements while changing: ${counters.statements} (${counters.workspaceReads} workspace reads, ` +
@@ -307,9 +335,65 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       machine: { cores: cpus().length, node: process.version, postgres: db?.serverVersion ?? null },
       stalenessMs: { overall, byKind },
       ...(counters ? { statements: counters } : {}),
+      ...(idle ? { idle } : {}),
       changes: results,
     };
     writeFileSync(o.json, `${JSON.stringify(report, null, 2)}\n`);
   }
   return overall.timedOut > 0 || results.length < o.changes ? 1 : 0;
+}
+
+interface IdleLoad {
+  sessions: number;
+  refreshIntervalS: number;
+  measuredS: number;
+  /** Refreshes the timers make per minute: sessions / interval. */
+  refreshesPerMin: number;
+  statementsPerMin: number;
+  workspaceReadsPerMin: number;
+  top: { calls: number; query: string }[];
+}
+
+const abortableSleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+
+/**
+ * The cost of the timers alone: after one refresh interval (the jittered first ticks are past),
+ * the replicas' statements over `measureMs`, counted by pg_stat_statements.
+ */
+async function measureIdle(
+  bench: BenchDatabase,
+  intervalMs: number,
+  measureMs: number,
+  sessions: number,
+  signal: AbortSignal,
+): Promise<IdleLoad> {
+  log(`idle: ${intervalMs / 1000} s of warm-up (one refresh interval), then ${measureMs / 1000} s counted ...`);
+  await abortableSleep(intervalMs, signal);
+  const scans = await workspaceScans(bench.admin);
+  await resetStatements(bench.admin);
+  const t0 = performance.now();
+  await abortableSleep(measureMs, signal);
+  const c = await readDbCounters(bench.admin, scans);
+  const minutes = (performance.now() - t0) / 60_000;
+  const perMin = (n: number) => Math.round((n / minutes) * 10) / 10;
+  return {
+    sessions,
+    refreshIntervalS: intervalMs / 1000,
+    measuredS: Math.round(minutes * 60),
+    refreshesPerMin: Math.round((sessions / intervalMs) * 60_000 * 10) / 10,
+    statementsPerMin: perMin(c.statements),
+    workspaceReadsPerMin: perMin(c.workspaceStatements),
+    top: c.top.map((t) => ({ calls: t.calls, query: t.query })),
+  };
 }

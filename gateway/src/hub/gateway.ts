@@ -37,7 +37,7 @@ export interface GatewayOptions {
 }
 
 /** Where identity-change notifications come from (store/identity-listener.ts). */
-export interface IdentityFeed {
+interface IdentityFeed {
   start(sink: IdentitySink): void;
   stop(): Promise<void>;
 }

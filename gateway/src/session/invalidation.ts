@@ -17,7 +17,7 @@ const INDEXES = {
   template_id: 'byTemplate',
   agent_id: 'byAgent',
 } as const;
-export type IdentityKey = keyof typeof INDEXES;
+type IdentityKey = keyof typeof INDEXES;
 const KEYS = Object.keys(INDEXES) as IdentityKey[];
 
 export type IdentityChange = { all: true } | { all: false; ids: { key: IdentityKey; id: string }[] };

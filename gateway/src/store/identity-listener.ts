@@ -7,7 +7,7 @@ import postgres from 'postgres';
 import type { Clock, TimerHandle } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 
-export const IDENTITY_CHANNEL = 'agentgate_identity';
+const IDENTITY_CHANNEL = 'agentgate_identity';
 
 export interface IdentitySink {
   /** One NOTIFY payload on the channel, as sent (not parsed here). */
