@@ -43,14 +43,25 @@ async function sessionOf(gw: GatewayProcess, agentId: string): Promise<DebugSess
 
 /** Waits (WITHIN_MS from `since`) until the agent's session on `gw` refreshed after `since` with outcome "changed". */
 async function reflected(gw: GatewayProcess, agentId: string, since: number, timeoutMs = WITHIN_MS): Promise<void> {
-  await eventually(
-    `the change to reach the session of ${agentId} on ${gw.httpUrl}`,
-    async () => {
-      const s = await sessionOf(gw, agentId);
-      return s?.lastRefreshOutcome === 'changed' && Date.parse(s.lastRefreshAt!) >= since - 5;
-    },
-    { timeoutMs: Math.max(1, since + timeoutMs - Date.now()), intervalMs: 20 },
-  );
+  let last: DebugSession | undefined;
+  try {
+    await eventually(
+      `the change to reach the session of ${agentId} on ${gw.httpUrl}`,
+      async () => {
+        last = await sessionOf(gw, agentId);
+        return last?.lastRefreshOutcome === 'changed' && Date.parse(last.lastRefreshAt!) >= since - 5;
+      },
+      { timeoutMs: Math.max(1, since + timeoutMs - Date.now()), intervalMs: 20 },
+    );
+  } catch (e) {
+    // What the session showed last, and what the gateway logged about this agent: enough to tell a
+    // slow push from a lost one.
+    const lines = gw.lines.filter((l) => l.includes(agentId) || l.includes('identity') || l.includes('LISTEN'));
+    throw new Error(
+      `${(e as Error).message}\nchange sent at ${new Date(since).toISOString()}; session: ${JSON.stringify(last)}\n` +
+        lines.slice(-15).join('\n'),
+    );
+  }
 }
 
 function closeCode(c: AgentClient, timeoutMs: number): Promise<number> {
