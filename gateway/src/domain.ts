@@ -61,6 +61,24 @@ export type RevokeReason =
   | 'workspace_deleted'
   | 'workspace_dormant';
 
+/**
+ * Whether a session that authenticated with `token` (lower case) lost its right to the workspace,
+ * from the agent and workspace as just loaded (SPEC §5 refresh, §6 slow path): then close 4501.
+ */
+export function revocationOf(
+  token: string,
+  agent: { deleted: boolean; authToken: string } | undefined,
+  ws: WorkspaceRow | undefined,
+): RevokeReason | undefined {
+  if (!agent) return 'agent_gone';
+  if (agent.deleted) return 'agent_deleted';
+  if (agent.authToken.toLowerCase() !== token) return 'token_changed';
+  if (!ws) return 'workspace_gone';
+  if (ws.deleted) return 'workspace_deleted';
+  if (ws.dormant) return 'workspace_dormant';
+  return undefined;
+}
+
 /** A workspace owned by the prebuilds system user is an unclaimed prebuild (SPEC §2). */
 export const isPrebuildOwner = (ownerId: string): boolean => ownerId === PREBUILDS_OWNER_ID;
 

@@ -9,7 +9,9 @@ import { createHttpServer } from './http/server.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './ops/embedded-postgres.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { UsageError } from './options.js';
+import { systemClock } from './ops/clock.js';
 import { connect, redactUrl } from './store/db.js';
+import { IdentityListener } from './store/identity-listener.js';
 import { migrate } from './store/migrate.js';
 import { PgStore } from './store/pg-store.js';
 
@@ -58,8 +60,15 @@ async function serve(config: Config, log: Logger): Promise<number> {
     prepare: false,
   });
   const probe = connect(db.url, { max: 1, applicationName: 'agentgate-health', connectTimeoutS: 2 });
+  // SPEC §8: one dedicated LISTEN connection, direct to PostgreSQL (not through a transaction pooler).
+  const identityFeed = new IdentityListener(config.listenDatabaseUrl ?? db.url, { clock: systemClock, log });
   const shutdownDb = async () => {
-    await Promise.allSettled([sql.end({ timeout: 5 }), batchSql.end({ timeout: 5 }), probe.end({ timeout: 1 })]);
+    await Promise.allSettled([
+      sql.end({ timeout: 5 }),
+      batchSql.end({ timeout: 5 }),
+      probe.end({ timeout: 1 }),
+      identityFeed.stop(),
+    ]);
     if (db.embedded) await db.embedded.stop();
   };
   try {
@@ -77,6 +86,7 @@ async function serve(config: Config, log: Logger): Promise<number> {
     ping: async () => {
       await probe`select 1`;
     },
+    identityFeed,
   });
   const opsApart = config.metricsListenHost !== undefined;
   const server = createHttpServer(gateway, log, {

@@ -55,6 +55,13 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       return { options: m.BENCH_OPTIONS, main: m.main };
     },
   },
+  staleness: {
+    summary: 'replicas on one database: time from an identity change until the sessions reflect it',
+    load: async () => {
+      const m = await import('./staleness.js');
+      return { options: m.STALENESS_OPTIONS, main: m.main };
+    },
+  },
 };
 
 /** `agentgate --help`: the command list. */

@@ -13,6 +13,7 @@ import { COMMANDS } from '../../scripts/src/cli.ts';
 import { LOADTEST_OPTIONS } from '../../scripts/src/loadtest.ts';
 import { MIGRATE_OPTIONS } from '../../scripts/src/migrate.ts';
 import { SEED_OPTIONS } from '../../scripts/src/seed.ts';
+import { STALENESS_OPTIONS } from '../../scripts/src/staleness.ts';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const BIN = path.resolve(here, '../../scripts/bin/agentgate.js');
@@ -24,6 +25,7 @@ const TABLES: Record<string, OptionTable> = {
   seed: SEED_OPTIONS,
   loadtest: LOADTEST_OPTIONS,
   bench: BENCH_OPTIONS,
+  staleness: STALENESS_OPTIONS,
 };
 
 interface Run {

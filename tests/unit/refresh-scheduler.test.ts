@@ -143,20 +143,54 @@ describe('RefreshScheduler', () => {
     assert.equal(runs, 1);
   });
 
-  test('soon(max) re-arms within max (random 0 → now); ignored after stop', async () => {
+  test('rearm(d) replaces the pending tick with one d from now; ignored after stop', async () => {
     const { clock, s, ticks } = scheduler(MINUTE, () => 0);
     s.start();
     await clock.advance(1000);
-    s.soon(500);
-    await clock.advance(0);
-    assert.deepEqual(ticks, [1000]);
+    s.rearm(500);
+    assert.equal(clock.pending().length, 1, 'the tick was replaced, not added to');
+    await clock.advance(499);
+    assert.deepEqual(ticks, []);
+    await clock.advance(1);
+    assert.deepEqual(ticks, [1500]);
     assert.deepEqual(
       clock.pending().map((p) => p.delay),
       [MINUTE],
       'after the early refresh the next tick is an interval away',
     );
     s.stop();
-    s.soon(500);
+    s.rearm(0);
     assert.deepEqual(clock.pending(), []);
+  });
+
+  test('rearm while a refresh runs: that refresh still comes after it, and one timer chain remains', async () => {
+    const clock = new FakeClock();
+    const starts: number[] = [];
+    const releases: ((ok: boolean) => void)[] = [];
+    const t0 = clock.now();
+    const s = new RefreshScheduler(
+      clock,
+      MINUTE,
+      () => {
+        starts.push(clock.now() - t0);
+        return new Promise<boolean>((resolve) => releases.push(resolve));
+      },
+      () => 0,
+    );
+    s.start();
+    await clock.advance(MINUTE / 2);
+    assert.deepEqual(starts, [MINUTE / 2]);
+    // A NOTIFY arrives while the timer's read is in flight (it may have read before the commit).
+    s.rearm(0);
+    await clock.advance(0);
+    assert.deepEqual(starts, [MINUTE / 2, MINUTE / 2], 'the pushed refresh runs beside the one in flight');
+    releases[0]!(true);
+    await clock.advance(0);
+    releases[1]!(true);
+    await clock.advance(0);
+    assert.equal(clock.pending().length, 1, 'one timer chain, not two');
+    await clock.advance(MINUTE);
+    assert.equal(starts.length, 3);
+    assert.equal(clock.pending().length, 0, 'the third refresh is in flight; nothing else is armed');
   });
 });

@@ -11,6 +11,7 @@ import { AgentMetrics } from '../ops/agent-metrics.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import { GatewayMetrics } from '../ops/metrics.js';
+import { IdentityInvalidation } from '../session/invalidation.js';
 import { RefreshBatcher } from '../session/refresh-batcher.js';
 import { SessionRegistry } from '../session/registry.js';
 import type { AgentConnectionEvent, Session, SessionDeps } from '../session/session.js';
@@ -52,6 +53,8 @@ export interface Core {
   handlers: ReadonlyMap<string, Handler>;
   /** One object shared by every session (a session holds a reference, not a copy). */
   sessionDeps: SessionDeps;
+  /** SPEC §8: what the LISTEN connection's notifications do to the sessions. */
+  invalidation: IdentityInvalidation;
 }
 
 export function createCore(o: CoreOptions): Core {
@@ -107,18 +110,33 @@ export function createCore(o: CoreOptions): Core {
     ],
     [Methods.BatchUpdateMetadata, metadataHandler({ writer: metadata, log })],
   ]);
+  const refreshBatcher = new RefreshBatcher(store, clock, () => metrics.lookup('refresh'));
+  const invalidation = new IdentityInvalidation({ registry, clock, log, metrics, chunkSize: refreshBatcher.maxBatch });
   const sessionDeps: SessionDeps = {
     store,
     clock,
     log,
     metrics,
     agentMetrics,
-    refreshBatcher: new RefreshBatcher(store, clock, () => metrics.lookup('refresh')),
+    refreshBatcher,
     registry,
     recordConnection: (agentId, e) => connectionTimes.set(agentId, e),
     cacheEnabled: config.workspaceCache,
     refreshIntervalMs: config.workspaceRefreshIntervalMs,
     ...(o.random ? { random: o.random } : {}),
+    onStart: (session) => invalidation.started(session),
   };
-  return { metrics, agentMetrics, registry, buffer, stats, metadata, activity, connectionTimes, handlers, sessionDeps };
+  return {
+    metrics,
+    agentMetrics,
+    registry,
+    buffer,
+    stats,
+    metadata,
+    activity,
+    connectionTimes,
+    handlers,
+    sessionDeps,
+    invalidation,
+  };
 }

@@ -9,6 +9,11 @@ export type FrameOutcome = (typeof FRAME_OUTCOMES)[number];
 export type FrameMethod = MethodName | 'unknown';
 const FRAME_METHODS: readonly FrameMethod[] = [...(Object.keys(Methods) as MethodName[]), 'unknown'];
 export type LookupReason = 'connect' | 'refresh' | 'fallback';
+const NOTIFICATION_KINDS = ['workspace_id', 'owner_id', 'template_id', 'agent_id', 'all', 'malformed'] as const;
+/** What an agentgate_identity NOTIFY named (SPEC §8); a payload naming several ids counts once per id. */
+export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
+/** Why sessions were refreshed by push: a NOTIFY named them, or a resync (lost LISTEN, {"all": true}). */
+export type PushTrigger = 'notify' | 'resync';
 
 export class GatewayMetrics {
   readonly registry = new client.Registry();
@@ -24,6 +29,10 @@ export class GatewayMetrics {
   readonly agentMetricsDropped: client.Counter;
   readonly refreshOutcomes: client.Counter<'outcome'>;
   readonly writeBufferUsed: client.Gauge;
+  private readonly notifications = {} as Record<NotificationKind, client.Counter.Internal>;
+  private readonly pushed = {} as Record<PushTrigger, client.Counter.Internal>;
+  /** 1 while the LISTEN connection is up (SPEC §8). */
+  readonly identityListening: client.Gauge;
 
   constructor() {
     const registers = [this.registry];
@@ -96,6 +105,39 @@ export class GatewayMetrics {
       help: 'Frames waiting for the database (queued or in a batch in flight).',
       registers,
     });
+    const notifications = new client.Counter({
+      name: 'agentgate_identity_notifications_total',
+      help: 'NOTIFYs received on agentgate_identity, by the id they named (or all, or malformed).',
+      labelNames: ['kind'],
+      registers,
+    });
+    for (const k of NOTIFICATION_KINDS) {
+      this.notifications[k] = notifications.labels(k);
+      this.notifications[k].inc(0);
+    }
+    const pushed = new client.Counter({
+      name: 'agentgate_identity_push_refreshes_total',
+      help: 'Session refreshes requested by push invalidation, by trigger (the reads are batched).',
+      labelNames: ['trigger'],
+      registers,
+    });
+    for (const t of ['notify', 'resync'] as const) {
+      this.pushed[t] = pushed.labels(t);
+      this.pushed[t].inc(0);
+    }
+    this.identityListening = new client.Gauge({
+      name: 'agentgate_identity_listening',
+      help: '1 while the LISTEN connection for identity changes is up.',
+      registers,
+    });
+  }
+
+  identityNotification(kind: NotificationKind): void {
+    this.notifications[kind].inc();
+  }
+
+  pushRefreshes(trigger: PushTrigger, sessions: number): void {
+    this.pushed[trigger].inc(sessions);
   }
 
   frame(method: FrameMethod, outcome: FrameOutcome): void {

@@ -1,20 +1,26 @@
 // Batches the refresh reads of sessions whose timers fire close together into one query
 // (`where id = any(...)`, SPEC §5), so a burst of refreshes costs one statement, not one each.
+// A pair asked for twice within a window (two sockets of one agent, a burst of NOTIFYs for one
+// workspace, SPEC §8) is read once.
 import type { Clock } from '../ops/clock.js';
 import type { RefreshRow } from '../domain.js';
 import type { Store } from '../store/store.js';
 
 interface Waiter {
-  agentId: string;
-  workspaceId: string;
   /** False once the session closed: a closed session never queries the database again. */
   live: () => boolean;
   resolve: (row: RefreshRow | undefined) => void;
   reject: (err: unknown) => void;
 }
 
+interface Pair {
+  agentId: string;
+  workspaceId: string;
+  waiters: Waiter[];
+}
+
 export class RefreshBatcher {
-  private waiting: Waiter[] = [];
+  private waiting = new Map<string, Pair>();
   private scheduled = false;
 
   constructor(
@@ -22,13 +28,20 @@ export class RefreshBatcher {
     private readonly clock: Clock,
     private readonly onQuery: () => void,
     private readonly windowMs = 20,
-    private readonly maxBatch = 1000,
+    /** Pairs per statement at most. */
+    readonly maxBatch = 1000,
   ) {}
 
   load(agentId: string, workspaceId: string, live: () => boolean = () => true): Promise<RefreshRow | undefined> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ agentId, workspaceId, live, resolve, reject });
-      if (this.waiting.length >= this.maxBatch) void this.flush();
+      const key = `${agentId}/${workspaceId}`;
+      const pair = this.waiting.get(key);
+      if (pair) {
+        pair.waiters.push({ live, resolve, reject });
+        return;
+      }
+      this.waiting.set(key, { agentId, workspaceId, waiters: [{ live, resolve, reject }] });
+      if (this.waiting.size >= this.maxBatch) void this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
         this.clock.setTimeout(() => void this.flush(), this.windowMs);
@@ -38,22 +51,26 @@ export class RefreshBatcher {
 
   private async flush(): Promise<void> {
     this.scheduled = false;
-    const batch: Waiter[] = [];
-    for (const w of this.waiting) {
-      if (w.live()) batch.push(w);
-      else w.resolve(undefined);
+    const batch: Pair[] = [];
+    for (const pair of this.waiting.values()) {
+      const live = pair.waiters.filter((w) => w.live());
+      for (const w of pair.waiters) if (!live.includes(w)) w.resolve(undefined);
+      if (live.length > 0) batch.push({ ...pair, waiters: live });
     }
-    this.waiting = [];
+    this.waiting = new Map();
     if (batch.length === 0) return;
     this.onQuery();
     try {
       const rows = await this.store.refreshIdentities(
-        batch.map((w) => ({ agentId: w.agentId, workspaceId: w.workspaceId })),
+        batch.map((p) => ({ agentId: p.agentId, workspaceId: p.workspaceId })),
       );
       const byKey = new Map(rows.map((r) => [`${r.agentId}/${r.workspaceId}`, r]));
-      for (const w of batch) w.resolve(byKey.get(`${w.agentId}/${w.workspaceId}`));
+      for (const p of batch) {
+        const row = byKey.get(`${p.agentId}/${p.workspaceId}`);
+        for (const w of p.waiters) w.resolve(row);
+      }
     } catch (err) {
-      for (const w of batch) w.reject(err);
+      for (const p of batch) for (const w of p.waiters) w.reject(err);
     }
   }
 }

@@ -22,11 +22,12 @@ export class RefreshScheduler {
     this.arm(this.intervalMs * (0.5 + 0.5 * this.random()));
   }
 
-  /** Refresh again within `maxDelayMs` (spread at random below it), e.g. after a lost LISTEN. */
-  soon(maxDelayMs: number): void {
-    if (this.stopped) return;
-    this.clock.clearTimeout(this.timer);
-    this.arm(maxDelayMs * this.random());
+  /**
+   * Refresh `delayMs` from now instead of at the next tick (SPEC §8 push: a NOTIFY named this
+   * session, or a resync after a lost LISTEN); the interval restarts after that refresh.
+   */
+  rearm(delayMs: number): void {
+    this.arm(delayMs);
   }
 
   stop(): void {
@@ -39,8 +40,10 @@ export class RefreshScheduler {
     return !this.stopped;
   }
 
+  /** One pending timer at most: a rearm while a refresh runs replaces the timer, never adds one. */
   private arm(ms: number): void {
     if (this.stopped) return;
+    this.clock.clearTimeout(this.timer);
     this.timer = this.clock.setTimeout(() => void this.tick(), Math.round(ms));
   }
 
@@ -49,12 +52,10 @@ export class RefreshScheduler {
     if (this.stopped) return;
     const ok = await this.run();
     if (this.stopped) return;
-    if (ok) {
-      this.failures = 0;
-      this.arm(this.intervalMs);
-    } else {
-      this.failures++;
-      this.arm(Math.min(1000 * 2 ** (this.failures - 1), MAX_RETRY_BACKOFF_MS, this.intervalMs));
-    }
+    this.failures = ok ? 0 : this.failures + 1;
+    // Rearmed while this refresh ran (its read may predate the change): that refresh still comes.
+    if (this.timer !== undefined) return;
+    if (ok) this.arm(this.intervalMs);
+    else this.arm(Math.min(1000 * 2 ** (this.failures - 1), MAX_RETRY_BACKOFF_MS, this.intervalMs));
   }
 }

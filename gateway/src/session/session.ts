@@ -7,13 +7,15 @@ import {
   type AgentWorkspaceRow,
   identityOf,
   isPrebuildOwner,
+  type RefreshRow,
   type RevokeReason,
+  revocationOf,
   type Subject,
   type WorkspaceIdentity,
   type WorkspaceRow,
 } from '../domain.js';
 import type { AgentMetrics } from '../ops/agent-metrics.js';
-import type { Clock } from '../ops/clock.js';
+import type { Clock, TimerHandle } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { GatewayMetrics } from '../ops/metrics.js';
 import type { Store } from '../store/store.js';
@@ -40,6 +42,8 @@ export interface SessionDeps {
   cacheEnabled: boolean;
   refreshIntervalMs: number;
   random?: () => number;
+  /** Told of every session once it is registered (SPEC §8: a change notified during its connect). */
+  onStart?: (session: Session) => void;
 }
 
 let nextSessionId = 1;
@@ -58,7 +62,11 @@ export class Session {
   /** Set by the connection: closes the socket with 4501. */
   onRevoke: ((reason: RevokeReason) => void) | undefined;
   private scheduler: RefreshScheduler | undefined;
+  /** With the cache off there is no scheduler: a requested refresh (SPEC §8 push) runs from this timer. */
+  private pushTimer: TimerHandle | undefined;
   private slowPath: Promise<WorkspaceIdentity | null> | undefined;
+  /** The row the last refresh applied. */
+  private lastRow: RefreshRow | undefined;
   /** Lower case: tokens are UUIDs, compared case-insensitively (SPEC §3). */
   private readonly token: string;
 
@@ -100,6 +108,7 @@ export class Session {
       this.scheduler = new RefreshScheduler(deps.clock, deps.refreshIntervalMs, () => this.refresh(), deps.random);
       this.scheduler.start();
     }
+    deps.onStart?.(this);
   }
 
   /**
@@ -138,7 +147,11 @@ export class Session {
     deps.metrics.lookup('fallback');
     const row = await deps.store.workspaceByAgentId(this.subject.agentId);
     if (this.closed) return null;
-    const reason = this.revocationOf(row && { deleted: row.agentDeleted, authToken: row.authToken }, row?.workspace);
+    const reason = revocationOf(
+      this.token,
+      row && { deleted: row.agentDeleted, authToken: row.authToken },
+      row?.workspace,
+    );
     if (reason) {
       this.revoke(reason);
       return null;
@@ -169,8 +182,12 @@ export class Session {
       return false;
     }
     if (this.closed) return true;
+    // Two refreshes of this session that joined one batched read (a NOTIFY during a resync) share
+    // its row: it is applied once, so the outcome says what that read changed.
+    if (row !== undefined && row === this.lastRow) return true;
+    this.lastRow = row;
     this.lastRefreshAt = deps.clock.now();
-    const reason = this.revocationOf(row?.agent, row?.workspace);
+    const reason = revocationOf(this.token, row?.agent, row?.workspace);
     if (reason) {
       deps.metrics.refreshOutcomes.labels('revoked').inc();
       this.revoke(reason);
@@ -180,19 +197,6 @@ export class Session {
     this.lastRefreshOutcome = outcome;
     deps.metrics.refreshOutcomes.labels(outcome).inc();
     return true;
-  }
-
-  private revocationOf(
-    agent: { deleted: boolean; authToken: string } | undefined,
-    ws: WorkspaceRow | undefined,
-  ): RevokeReason | undefined {
-    if (!agent) return 'agent_gone';
-    if (agent.deleted) return 'agent_deleted';
-    if (agent.authToken.toLowerCase() !== this.token) return 'token_changed';
-    if (!ws) return 'workspace_gone';
-    if (ws.deleted) return 'workspace_deleted';
-    if (ws.dormant) return 'workspace_dormant';
-    return undefined;
   }
 
   /** Applies a loaded workspace to the subject and (unless a prebuild or the cache is off) the identity. */
@@ -251,6 +255,7 @@ export class Session {
     this.scheduler = undefined;
     this.identity.clear();
     const { deps } = this;
+    deps.clock.clearTimeout(this.pushTimer);
     deps.registry.delete(this);
     deps.recordConnection(this.subject.agentId, {
       connectedAt: null,
@@ -258,9 +263,23 @@ export class Session {
     });
   }
 
-  /** Refresh within `maxDelayMs` (LISTEN/NOTIFY hooks and reconnects use this). */
-  refreshSoon(maxDelayMs: number): void {
-    this.scheduler?.soon(maxDelayMs);
+  /**
+   * Refresh `delayMs` from now (SPEC §8: a NOTIFY named this session, or a resync after a lost
+   * LISTEN), through the batched read. With the cache off no timer runs, but a revocation must
+   * still close the socket within 1 s: then the refresh runs from a one-shot timer.
+   */
+  refreshIn(delayMs: number): void {
+    if (this.closed || this.revoked !== undefined) return;
+    if (this.scheduler) {
+      this.scheduler.rearm(delayMs);
+      return;
+    }
+    const { clock } = this.deps;
+    clock.clearTimeout(this.pushTimer);
+    this.pushTimer = clock.setTimeout(() => {
+      this.pushTimer = undefined;
+      void this.refresh();
+    }, Math.round(delayMs));
   }
 
   /** This session as `GET /debug/sessions` lists it (SPEC §3). */

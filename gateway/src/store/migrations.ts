@@ -144,4 +144,49 @@ join templates t on t.id = w.template_id;
 insert into users (id, username) values ('${PREBUILDS_OWNER_ID}', 'prebuilds');
 `,
   },
+  {
+    // SPEC §8 push invalidation: after a commit that really changes an identity column, NOTIFY
+    // agentgate_identity naming the id. `update of` + `when (... is distinct from ...)` keep the
+    // gateway's own writes (last_used_at, deadlines, connection times, updated_at) silent.
+    // pg_notify in a trigger is sent at commit, and PostgreSQL folds duplicate payloads of one
+    // transaction, so a bulk update notifies once per distinct id.
+    id: 3,
+    name: 'identity_notify',
+    sql: /* sql */ `
+create function agentgate_notify_identity() returns trigger language plpgsql as $$
+declare
+  row_id uuid;
+begin
+  if tg_op = 'DELETE' then row_id := old.id; else row_id := new.id; end if;
+  perform pg_notify('agentgate_identity', jsonb_build_object(tg_argv[0], row_id)::text);
+  return null;
+end
+$$;
+
+create trigger agentgate_identity_update
+after update of owner_id, organization_id, template_id, name, autostart_schedule, deleted, dormant_at on workspaces
+for each row when (
+  old.owner_id is distinct from new.owner_id or old.organization_id is distinct from new.organization_id
+  or old.template_id is distinct from new.template_id or old.name is distinct from new.name
+  or old.autostart_schedule is distinct from new.autostart_schedule or old.deleted is distinct from new.deleted
+  or old.dormant_at is distinct from new.dormant_at)
+execute function agentgate_notify_identity('workspace_id');
+create trigger agentgate_identity_delete after delete on workspaces
+for each row execute function agentgate_notify_identity('workspace_id');
+
+create trigger agentgate_identity_update after update of username on users
+for each row when (old.username is distinct from new.username)
+execute function agentgate_notify_identity('owner_id');
+
+create trigger agentgate_identity_update after update of name on templates
+for each row when (old.name is distinct from new.name)
+execute function agentgate_notify_identity('template_id');
+
+create trigger agentgate_identity_update after update of auth_token, deleted on workspace_agents
+for each row when (old.auth_token is distinct from new.auth_token or old.deleted is distinct from new.deleted)
+execute function agentgate_notify_identity('agent_id');
+create trigger agentgate_identity_delete after delete on workspace_agents
+for each row execute function agentgate_notify_identity('agent_id');
+`,
+  },
 ];
