@@ -24,7 +24,7 @@ import { type FakeFixture, FakeStore, type StoreMethod } from '../helpers/fake-s
 
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 export const MINUTE = 60_000;
-/** The RefreshBatcher's default collection window (refresh-batcher.ts). */
+/** The RefreshBatcher's window for a pushed refresh (hub/wiring.ts). */
 export const REFRESH_WINDOW_MS = 20;
 
 export interface LogLine {
@@ -124,6 +124,8 @@ export class Harness {
   /** Every onRevoke call, per session. */
   readonly revokes = new Map<Session, RevokeReason[]>();
   readonly refreshIntervalMs: number;
+  /** How long a timer refresh waits for others to share its read (hub/wiring.ts: a twentieth of the interval, 20 ms to 1 s). */
+  readonly timerWindowMs: number;
   private readonly random: () => number;
   private readonly statsHandler: Handler;
   private readonly metadataHandler: Handler;
@@ -134,6 +136,7 @@ export class Harness {
     this.log = captured.log;
     this.lines = captured.lines;
     this.refreshIntervalMs = opts.refreshIntervalMs ?? 5 * MINUTE;
+    this.timerWindowMs = Math.max(REFRESH_WINDOW_MS, Math.min(1000, Math.round(this.refreshIntervalMs / 20)));
     this.random = opts.random ?? (() => 0.5);
     this.core = createCore({
       config: {

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { RefreshBatcher } from '../../gateway/src/session/refresh-batcher.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { connectionRefused, FakeStore } from '../helpers/fake-store.ts';
-import { Harness, REFRESH_WINDOW_MS } from './harness.ts';
+import { Harness } from './harness.ts';
 
 describe('RefreshBatcher with sessions', () => {
   test('many sessions due at the same time → one refreshIdentities call for all of them', async () => {
@@ -13,7 +13,7 @@ describe('RefreshBatcher with sessions', () => {
     const fixtures = Array.from({ length: 50 }, () => h.store.fixture());
     const sessions = fixtures.map((fx) => h.connect(fx));
     h.store.updateWorkspace(fixtures[7]!.workspace.id, { name: 'renamed' });
-    await h.clock.advance(h.firstTickDelay() + REFRESH_WINDOW_MS);
+    await h.clock.advance(h.firstTickDelay() + h.timerWindowMs);
 
     assert.deepEqual(h.calls(), { refreshIdentities: 1 });
     const [pairs] = h.store.argsOf('refreshIdentities')[0] as [{ agentId: string; workspaceId: string }[]];
@@ -33,11 +33,11 @@ describe('RefreshBatcher with sessions', () => {
     const b = h.store.fixture();
     const c = h.store.fixture();
     h.connect(a);
-    await h.clock.advance(REFRESH_WINDOW_MS / 2);
+    await h.clock.advance(h.timerWindowMs / 2);
     h.connect(b);
-    await h.clock.advance(10 * REFRESH_WINDOW_MS);
+    await h.clock.advance(10 * h.timerWindowMs);
     h.connect(c);
-    await h.clock.advance(interval / 2 + REFRESH_WINDOW_MS);
+    await h.clock.advance(interval / 2 + h.timerWindowMs);
 
     const calls = h.store.argsOf('refreshIdentities') as [{ agentId: string }[]][];
     assert.equal(calls.length, 2);
@@ -55,14 +55,14 @@ describe('RefreshBatcher with sessions', () => {
     const h = new Harness();
     const sessions = [h.store.fixture(), h.store.fixture(), h.store.fixture()].map((fx) => h.connect(fx));
     h.store.fail('refreshIdentities', connectionRefused(), { times: 1 });
-    await h.clock.advance(h.firstTickDelay() + REFRESH_WINDOW_MS);
+    await h.clock.advance(h.firstTickDelay() + h.timerWindowMs);
     assert.equal(h.store.count('refreshIdentities'), 1);
     for (const s of sessions) {
       assert.equal(s.lastRefreshOutcome, 'error');
       assert.equal(s.identity.cached, false);
     }
     // All three retry 1 s later, again in one query.
-    await h.clock.advance(1000 + REFRESH_WINDOW_MS);
+    await h.clock.advance(1000 + h.timerWindowMs);
     assert.equal(h.store.count('refreshIdentities'), 2);
     for (const s of sessions) assert.equal(s.identity.cached, true);
   });

@@ -6,14 +6,14 @@ import { PREBUILDS_OWNER_ID, RpcError } from '@agentgate/shared';
 import type { Metric } from '@agentgate/shared';
 import type { Session } from '../../gateway/src/session/session.ts';
 import { connectionRefused } from '../helpers/fake-store.ts';
-import { Harness, MINUTE, metricValue, REFRESH_WINDOW_MS, REVOCATIONS, statsOk } from './harness.ts';
+import { Harness, MINUTE, metricValue, REVOCATIONS, statsOk } from './harness.ts';
 
 const someStats = { stats: { connectionCount: 0, rxBytes: 1 } };
 const cpu: Metric = { name: 'cpu_seconds', type: 'COUNTER', value: 5 };
 
 /** Advances to the session's first refresh tick and through the batcher's window: one refresh done. */
 async function firstRefresh(h: Harness): Promise<void> {
-  await h.clock.advance(h.firstTickDelay() + REFRESH_WINDOW_MS);
+  await h.clock.advance(h.firstTickDelay() + h.timerWindowMs);
 }
 
 async function refreshOutcome(h: Harness, outcome: string): Promise<number> {
@@ -39,7 +39,7 @@ describe('session refresh timing', () => {
     h.connect(fx);
     const t0 = h.clock.now();
     const first = h.refreshIntervalMs / 2;
-    await h.clock.advance(first + REFRESH_WINDOW_MS - 1);
+    await h.clock.advance(first + h.timerWindowMs - 1);
     assert.equal(h.store.count('refreshIdentities'), 0);
     await h.clock.advance(1);
     assert.deepEqual(h.calls(), { refreshIdentities: 1 });
@@ -48,13 +48,13 @@ describe('session refresh timing', () => {
     ]);
     assert.equal(await h.lookups('refresh'), 1);
 
-    await h.clock.advance(4 * (h.refreshIntervalMs + REFRESH_WINDOW_MS));
+    await h.clock.advance(4 * (h.refreshIntervalMs + h.timerWindowMs));
     const times = h.store.timesOf('refreshIdentities').map((t) => t - t0);
     assert.equal(times.length, 5);
     for (let i = 1; i < times.length; i++) {
       const gap = times[i]! - times[i - 1]!;
       // The batcher's collection window may add its few milliseconds to an interval.
-      assert.ok(gap >= h.refreshIntervalMs && gap <= h.refreshIntervalMs + REFRESH_WINDOW_MS, `gap ${gap}`);
+      assert.ok(gap >= h.refreshIntervalMs && gap <= h.refreshIntervalMs + h.timerWindowMs, `gap ${gap}`);
     }
     assert.equal(await h.lookups('refresh'), 5);
     assert.equal(h.callCount(), 5, 'refreshes of an unchanged workspace read and never write');
@@ -104,20 +104,20 @@ describe('session refresh outcomes', () => {
     const s = h.connect(h.store.fixture());
     h.store.fail('refreshIdentities', connectionRefused());
     await firstRefresh(h);
-    await h.clock.advance(1000 + 2000 + 4000 + 8000 + 16000 + 30000 + 30000 + 7 * REFRESH_WINDOW_MS);
+    await h.clock.advance(1000 + 2000 + 4000 + 8000 + 16000 + 30000 + 30000 + 7 * h.timerWindowMs);
     const times = h.store.timesOf('refreshIdentities');
-    const gaps = times.slice(1).map((t, i) => t - times[i]! - REFRESH_WINDOW_MS);
+    const gaps = times.slice(1).map((t, i) => t - times[i]! - h.timerWindowMs);
     assert.deepEqual(gaps, [1000, 2000, 4000, 8000, 16000, 30000, 30000]);
 
     // The database is back: the next retry succeeds and the identity is cached again.
     h.store.heal();
-    await h.clock.advance(30000 + REFRESH_WINDOW_MS);
+    await h.clock.advance(30000 + h.timerWindowMs);
     assert.equal(s.identity.cached, true);
     assert.notEqual(s.lastRefreshOutcome, 'error');
     const n = h.store.count('refreshIdentities');
     await h.clock.advance(h.refreshIntervalMs - 1);
     assert.equal(h.store.count('refreshIdentities'), n, 'after a success the next refresh is an interval away');
-    await h.clock.advance(REFRESH_WINDOW_MS + 1);
+    await h.clock.advance(h.timerWindowMs + 1);
     assert.equal(h.store.count('refreshIdentities'), n + 1);
   });
 
@@ -125,9 +125,9 @@ describe('session refresh outcomes', () => {
     const h = new Harness({ refreshIntervalMs: 3000, random: () => 0 });
     h.connect(h.store.fixture());
     h.store.fail('refreshIdentities', connectionRefused());
-    await h.clock.advance(1500 + REFRESH_WINDOW_MS + 1000 + 2000 + 3000 + 3000 + 4 * REFRESH_WINDOW_MS);
+    await h.clock.advance(1500 + h.timerWindowMs + 1000 + 2000 + 3000 + 3000 + 4 * h.timerWindowMs);
     const times = h.store.timesOf('refreshIdentities');
-    const gaps = times.slice(1).map((t, i) => t - times[i]! - REFRESH_WINDOW_MS);
+    const gaps = times.slice(1).map((t, i) => t - times[i]! - h.timerWindowMs);
     assert.deepEqual(gaps, [1000, 2000, 3000, 3000]);
   });
 

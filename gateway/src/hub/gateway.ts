@@ -9,6 +9,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import type { Config } from '../config.js';
 import { AdminAuth } from '../http/admin-auth.js';
 import { type Accepted, AgentAuth } from '../http/agent-auth.js';
+import { describeSession } from '../http/debug-sessions.js';
 import type { GatewayApi } from '../http/server.js';
 import { type Clock, systemClock, type TimerHandle } from '../ops/clock.js';
 import { DbHealth } from '../ops/db-health.js';
@@ -169,7 +170,7 @@ export class Gateway implements GatewayApi {
   }
 
   debugSessions(): { sessions: DebugSession[] } {
-    return { sessions: Array.from(this.core.registry.values(), (s) => s.describe()) };
+    return { sessions: Array.from(this.core.registry.values(), describeSession) };
   }
 
   /** `/metrics`: the gateway's own series, then the agents', in chunks (a scrape does not stall the sockets). */

@@ -22,6 +22,9 @@ import { KeyedFlusher } from '../store/keyed-flusher.js';
 import type { StatsRow, Store } from '../store/store.js';
 import { WriteBuffer } from '../store/write-buffer.js';
 
+/** How long a pushed refresh waits for others to share its read (SPEC §8: within 1 s in all). */
+const REFRESH_WINDOW_MS = 20;
+
 export type CoreConfig = Pick<
   Config,
   'workspaceCache' | 'workspaceRefreshIntervalMs' | 'statsReportIntervalMs' | 'writeBuffer'
@@ -110,7 +113,15 @@ export function createCore(o: CoreOptions): Core {
     ],
     [Methods.BatchUpdateMetadata, metadataHandler({ writer: metadata, log })],
   ]);
-  const refreshBatcher = new RefreshBatcher(store, clock, () => metrics.lookup('refresh'));
+  // A timer refresh may wait up to a second (a twentieth of the interval) to share a statement.
+  const refreshBatcher = new RefreshBatcher(
+    store,
+    clock,
+    () => metrics.lookup('refresh'),
+    REFRESH_WINDOW_MS,
+    1000,
+    Math.max(REFRESH_WINDOW_MS, Math.min(1000, Math.round(config.workspaceRefreshIntervalMs / 20))),
+  );
   const invalidation = new IdentityInvalidation({ registry, clock, log, metrics, chunkSize: refreshBatcher.maxBatch });
   const sessionDeps: SessionDeps = {
     store,

@@ -1,8 +1,9 @@
 // Batches the refresh reads of sessions whose timers fire close together into one query
 // (`where id = any(...)`, SPEC §5), so a burst of refreshes costs one statement, not one each.
 // A pair asked for twice within a window (two sockets of one agent, a burst of NOTIFYs for one
-// workspace, SPEC §8) is read once.
-import type { Clock } from '../ops/clock.js';
+// workspace, SPEC §8) is read once. A pushed refresh waits at most `windowMs`; a timer refresh may
+// wait `timerWindowMs` (up to a second), so the jittered timers of many sessions share statements.
+import type { Clock, TimerHandle } from '../ops/clock.js';
 import type { RefreshRow } from '../domain.js';
 import type { Store } from '../store/store.js';
 
@@ -21,7 +22,8 @@ interface Pair {
 
 export class RefreshBatcher {
   private waiting = new Map<string, Pair>();
-  private scheduled = false;
+  private timer: TimerHandle | undefined;
+  private flushAt = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly store: Store,
@@ -30,27 +32,40 @@ export class RefreshBatcher {
     private readonly windowMs = 20,
     /** Pairs per statement at most. */
     readonly maxBatch = 1000,
+    /** How long a timer refresh (not a pushed one) may wait for others to share its statement. */
+    private readonly timerWindowMs = windowMs,
   ) {}
 
-  load(agentId: string, workspaceId: string, live: () => boolean = () => true): Promise<RefreshRow | undefined> {
+  /** Reads the pair in the next batch; `urgent` (a push) waits `windowMs`, a timer refresh `timerWindowMs`. */
+  load(
+    agentId: string,
+    workspaceId: string,
+    live: () => boolean = () => true,
+    urgent = true,
+  ): Promise<RefreshRow | undefined> {
     return new Promise((resolve, reject) => {
       const key = `${agentId}/${workspaceId}`;
       const pair = this.waiting.get(key);
-      if (pair) {
-        pair.waiters.push({ live, resolve, reject });
+      if (pair) pair.waiters.push({ live, resolve, reject });
+      else this.waiting.set(key, { agentId, workspaceId, waiters: [{ live, resolve, reject }] });
+      if (this.waiting.size >= this.maxBatch) {
+        void this.flush();
         return;
       }
-      this.waiting.set(key, { agentId, workspaceId, waiters: [{ live, resolve, reject }] });
-      if (this.waiting.size >= this.maxBatch) void this.flush();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        this.clock.setTimeout(() => void this.flush(), this.windowMs);
+      const wait = urgent ? this.windowMs : this.timerWindowMs;
+      const at = this.clock.now() + wait;
+      if (at < this.flushAt) {
+        this.clock.clearTimeout(this.timer);
+        this.flushAt = at;
+        this.timer = this.clock.setTimeout(() => void this.flush(), wait);
       }
     });
   }
 
   private async flush(): Promise<void> {
-    this.scheduled = false;
+    this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.flushAt = Number.POSITIVE_INFINITY;
     const batch: Pair[] = [];
     for (const pair of this.waiting.values()) {
       const live = pair.waiters.filter((w) => w.live());

@@ -1,7 +1,7 @@
 // One session per socket (SPEC §5): the subject, the cached workspace identity, its refresh timer,
 // and authorization of frames against them (SPEC §6). The session knows nothing of sockets or JSON:
 // the connection (rpc/connection.ts) owns the socket and is told to close through onRevoke.
-import type { DebugSession, RefreshOutcome } from '@agentgate/shared';
+import type { RefreshOutcome } from '@agentgate/shared';
 import { mayUpdate, objectFromIdentity } from '../authz/authorize.js';
 import {
   type AgentWorkspaceRow,
@@ -65,6 +65,8 @@ export class Session {
   /** With the cache off there is no scheduler: a requested refresh (SPEC §8 push) runs from this timer. */
   private pushTimer: TimerHandle | undefined;
   private slowPath: Promise<WorkspaceIdentity | null> | undefined;
+  /** The next refresh was asked for (refreshIn): its read waits the short window, not a timer's. */
+  private pushed = false;
   /** The row the last refresh applied. */
   private lastRow: RefreshRow | undefined;
   /** Lower case: tokens are UUIDs, compared case-insensitively (SPEC §3). */
@@ -168,7 +170,9 @@ export class Session {
     if (this.closed) return true;
     let row: Awaited<ReturnType<RefreshBatcher['load']>>;
     try {
-      row = await deps.refreshBatcher.load(this.subject.agentId, this.subject.workspaceId, () => !this.closed);
+      const urgent = this.pushed;
+      this.pushed = false;
+      row = await deps.refreshBatcher.load(this.subject.agentId, this.subject.workspaceId, () => !this.closed, urgent);
     } catch (err) {
       if (this.closed) return true;
       this.identity.clear();
@@ -270,6 +274,7 @@ export class Session {
    */
   refreshIn(delayMs: number): void {
     if (this.closed || this.revoked !== undefined) return;
+    this.pushed = true;
     if (this.scheduler) {
       this.scheduler.rearm(delayMs);
       return;
@@ -280,18 +285,6 @@ export class Session {
       this.pushTimer = undefined;
       void this.refresh();
     }, Math.round(delayMs));
-  }
-
-  /** This session as `GET /debug/sessions` lists it (SPEC §3). */
-  describe(): DebugSession {
-    return {
-      agentId: this.subject.agentId,
-      workspaceId: this.subject.workspaceId,
-      connectedAt: new Date(this.connectedAt).toISOString(),
-      identityCached: this.identity.cached,
-      lastRefreshAt: this.lastRefreshAt === undefined ? null : new Date(this.lastRefreshAt).toISOString(),
-      lastRefreshOutcome: this.lastRefreshOutcome,
-    };
   }
 
   get refreshArmed(): boolean {
