@@ -12,7 +12,9 @@ import { type Accepted, AgentAuth } from '../http/agent-auth.js';
 import type { GatewayApi } from '../http/server.js';
 import { type Clock, systemClock, type TimerHandle } from '../ops/clock.js';
 import { DbHealth } from '../ops/db-health.js';
+import type { FamilySamples } from '../ops/agent-metrics.js';
 import type { Logger } from '../ops/log.js';
+import type { RegistryJson } from '../ops/metrics.js';
 import { AgentConnection } from '../rpc/connection.js';
 import { Router } from '../rpc/router.js';
 import { Session } from '../session/session.js';
@@ -162,16 +164,44 @@ export class Gateway implements GatewayApi {
     return { sessions: Array.from(this.core.registry.values(), (s) => s.describe()) };
   }
 
-  /** `/metrics`: the gateway's own series, then the agents', in chunks (a scrape does not stall the sockets). */
-  async *metricsText(): AsyncGenerator<string> {
-    const { metrics, registry, buffer, agentMetrics } = this.core;
+  /** The gauges that are read rather than kept up to date on the hot path. */
+  private setGauges(): void {
+    const { metrics, registry, buffer } = this.core;
     metrics.sessions.set(registry.size);
     metrics.writeBufferUsed.set(buffer.size);
+  }
+
+  /** `/metrics`: the gateway's own series, then the agents', in chunks (a scrape does not stall the sockets). */
+  async *metricsText(): AsyncGenerator<string> {
+    const { metrics, agentMetrics } = this.core;
+    this.setGauges();
     yield await metrics.registry.metrics();
     for (const chunk of agentMetrics.chunks(this.clock.now())) {
       yield chunk;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
+  }
+
+  /** The gateway's own series as prom-client JSON, for a cluster primary to sum over workers (SPEC §8). */
+  metricsJson(): Promise<RegistryJson> {
+    this.setGauges();
+    return this.core.metrics.registry.getMetricsAsJSON();
+  }
+
+  /** The agents' live series in pieces of about `lines` lines, for a cluster primary to merge. */
+  *agentFamilySamples(lines: number): Generator<FamilySamples[]> {
+    let piece: FamilySamples[] = [];
+    let n = 0;
+    for (const f of this.core.agentMetrics.familySamples(this.clock.now(), lines)) {
+      piece.push(f);
+      n += f.lines.length;
+      if (n >= lines) {
+        yield piece;
+        piece = [];
+        n = 0;
+      }
+    }
+    if (piece.length > 0) yield piece;
   }
 
   /** SPEC §7 shutdown: stop accepting (503), answer and close every socket, flush every writer. */

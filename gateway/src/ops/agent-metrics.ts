@@ -26,7 +26,7 @@ export interface AgentLabels {
   templateName: string;
 }
 
-type SeriesType = 'counter' | 'gauge' | 'untyped';
+export type SeriesType = 'counter' | 'gauge' | 'untyped';
 
 interface Family {
   name: string;
@@ -48,14 +48,21 @@ interface AgentEntry {
   series: Map<string, Series>;
 }
 
-/** One series as another process needs it to merge renderings (SPEC §8: an agent's series once). */
-export interface SeriesSample {
+/**
+ * Live series of one family as another process needs them to merge renderings (SPEC §8: an
+ * agent's series once, whichever worker holds its sockets): whole exposition lines (`name{labels}
+ * value`) and when each was last reported. Plain arrays: cheap to send over IPC.
+ */
+export interface FamilySamples {
   name: string;
   type: SeriesType;
-  prefix: string;
-  value: number;
-  at: number;
+  lines: string[];
+  ats: number[];
 }
+
+/** The `# HELP` and `# TYPE` lines of an agent family (one per family, whichever process renders it). */
+export const familyHeader = (name: string, type: SeriesType) =>
+  `# HELP ${name} Reported by workspace agents.\n# TYPE ${name} ${type}\n`;
 
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
@@ -208,7 +215,7 @@ export class AgentMetrics {
     let out = '';
     let lines = 0;
     for (const f of this.families.values()) {
-      let header = `# HELP ${f.name} Reported by workspace agents.\n# TYPE ${f.name} ${f.type}\n`;
+      let header = familyHeader(f.name, f.type);
       for (const s of f.series) {
         if (s.at < limit) continue;
         out += `${header}${s.prefix}${formatValue(s.value)}\n`;
@@ -229,15 +236,21 @@ export class AgentMetrics {
     return text;
   }
 
-  /** Every live series, for merging the renderings of several processes. */
-  samples(now: number): SeriesSample[] {
+  /** Every live series grouped by family, in parts of at most `maxLines` (a big family spans several). */
+  *familySamples(now: number, maxLines = LINES_PER_CHUNK): Generator<FamilySamples> {
     const limit = now - this.expireAfterMs;
-    const out: SeriesSample[] = [];
     for (const f of this.families.values()) {
+      let part: FamilySamples = { name: f.name, type: f.type, lines: [], ats: [] };
       for (const s of f.series) {
-        if (s.at >= limit) out.push({ name: f.name, type: f.type, prefix: s.prefix, value: s.value, at: s.at });
+        if (s.at < limit) continue;
+        part.lines.push(s.prefix + formatValue(s.value));
+        part.ats.push(s.at);
+        if (part.lines.length >= maxLines) {
+          yield part;
+          part = { name: f.name, type: f.type, lines: [], ats: [] };
+        }
       }
+      if (part.lines.length > 0) yield part;
     }
-    return out;
   }
 }
