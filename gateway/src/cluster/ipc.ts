@@ -10,8 +10,8 @@ export type AskKind = 'metrics' | 'sessions' | 'ready';
 
 /** Primary → worker. */
 export type ToWorker =
-  /** The answer to `hello`: where the database is and which ports to listen on. */
-  | { agentgate: 'start'; databaseUrl: string; listenPort: number; metricsListenPort?: number }
+  /** The answer to `hello`: where the database is. */
+  | { agentgate: 'start'; databaseUrl: string }
   /** SPEC §7: drain within the shutdown timeout, then exit 0. */
   | { agentgate: 'drain' }
   /** A second signal: skip the rest of the drain. */
@@ -24,7 +24,7 @@ export type ToWorker =
 /** Worker → primary. */
 export type ToPrimary =
   | { agentgate: 'hello' }
-  | { agentgate: 'listening'; port: number; metricsPort?: number }
+  | { agentgate: 'listening'; port: number }
   | { agentgate: 'ask'; id: number; kind: AskKind }
   | {
       agentgate: 'part';

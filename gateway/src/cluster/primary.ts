@@ -82,9 +82,8 @@ export async function runPrimary(
 }
 
 class Primary {
-  /** The port every worker listens on, once the first one bound it (port 0 picks one). */
+  /** The port the workers listen on (port 0 picks one, shared by all of them). */
   port: number | undefined;
-  private metricsPort: number | undefined;
   private readonly slots: Slot[];
   private stopping = false;
   private announced = false;
@@ -139,19 +138,15 @@ class Primary {
           void sendMessage(worker, { agentgate: 'drain' }).catch(() => {});
           return;
         }
+        // The same listen call in every worker (even port 0): node:cluster shares one handle per address.
         void sendMessage(worker, {
           agentgate: 'start',
           databaseUrl: this.databaseUrl,
-          listenPort: this.port ?? this.config.listenPort,
-          ...(this.config.metricsListenHost !== undefined
-            ? { metricsListenPort: this.metricsPort ?? this.config.metricsListenPort! }
-            : {}),
         }).catch(() => {});
         return;
       case 'listening':
         slot.listening = true;
         this.port ??= m.port;
-        this.metricsPort ??= m.metricsPort;
         this.log.info({ worker: slot.id, workerPid: slot.pid, port: m.port }, 'worker listening');
         if (!this.announced && this.slots.every((s) => s.listening)) {
           this.announced = true;
@@ -163,7 +158,7 @@ class Primary {
         return;
       case 'part': {
         const g = this.gatherings.get(m.id);
-        if (!g || !g.pending.has(worker)) return;
+        if (!g?.pending.has(worker)) return;
         g.onPart(m, worker);
         if (m.done) {
           g.pending.delete(worker);

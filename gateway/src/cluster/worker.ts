@@ -32,24 +32,13 @@ export async function runWorker(config: Config, log: Logger): Promise<number> {
   if (!start) return 0; // told to drain before it started
   const instance = await startInstance({
     // --max-connections is per process; the write buffer is the tree's, split evenly (README).
-    config: {
-      ...config,
-      listenPort: start.listenPort,
-      writeBuffer: Math.ceil(config.writeBuffer / config.workers),
-      ...(start.metricsListenPort !== undefined ? { metricsListenPort: start.metricsListenPort } : {}),
-    },
+    config: { ...config, writeBuffer: Math.ceil(config.writeBuffer / config.workers) },
     databaseUrl: start.databaseUrl,
     log,
     api: (gateway) => new TreeApi(gateway, link),
   });
   link.gateway = instance.gateway;
-  await link
-    .send({
-      agentgate: 'listening',
-      port: instance.port,
-      ...(instance.metricsPort !== undefined ? { metricsPort: instance.metricsPort } : {}),
-    })
-    .catch(() => {});
+  await link.send({ agentgate: 'listening', port: instance.port }).catch(() => {});
   await link.drainRequested;
   log.info({ sessions: instance.gateway.sessionCount }, 'draining the worker');
   const outcome = await instance.shutdown(link.forced);

@@ -21,9 +21,8 @@ export interface InstanceOptions {
 
 export interface GatewayInstance {
   readonly gateway: Gateway;
-  /** The ports actually bound (port 0 picks one). */
+  /** The port actually bound (port 0 picks one). */
   readonly port: number;
-  readonly metricsPort: number | undefined;
   /**
    * SPEC §7: drains within the shutdown timeout unless `forced` settles first, then closes the
    * listeners and the pools. Resolves 'forced' when the drain was cut short.
@@ -92,7 +91,6 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
   return {
     gateway,
     port: boundPort(server) ?? config.listenPort,
-    metricsPort: opsServer ? (boundPort(opsServer) ?? config.metricsListenPort) : undefined,
     async shutdown(forced) {
       const budgetMs = config.shutdownTimeoutMs;
       // Whatever happens below, the process does not outlive the budget by much.
