@@ -88,7 +88,7 @@ async function merge(parts: { metrics: GatewayMetrics; agents: AgentMetrics }[],
   const tree = new TreeMetrics();
   for (const p of parts) {
     tree.addRegistry(await p.metrics.registry.getMetricsAsJSON());
-    tree.addFamilies([...p.agents.familySamples(now, 2)]);
+    for (const part of p.agents.sampleParts(now, 2)) tree.addAgents(part);
   }
   let text = '';
   for await (const chunk of tree.chunks()) text += chunk;

@@ -1,8 +1,8 @@
-// The messages between the primary and its workers (node:cluster IPC, JSON). Each carries its kind
+// The messages between the primary and its workers (node:cluster IPC, structured clone). Each carries its kind
 // in `agentgate`, which tells them apart from node's own and any library's on the same channel.
 // The database URL travels only here (never in argv, the environment or a log line).
 import type { DebugSession } from '@agentgate/shared';
-import type { FamilySamples } from '../ops/agent-metrics.js';
+import type { AgentSamplesPart } from '../ops/agent-metrics.js';
 import type { RegistryJson } from '../ops/metrics.js';
 
 /** What a worker asks the whole tree for. */
@@ -30,7 +30,7 @@ export type ToPrimary =
       agentgate: 'part';
       id: number;
       registry?: RegistryJson;
-      families?: FamilySamples[];
+      agents?: AgentSamplesPart;
       sessions?: DebugSession[];
       ready?: boolean;
       done?: true;

@@ -22,7 +22,7 @@ export interface PreparedDatabase {
 }
 
 /** How long the primary waits for the workers' parts of a scrape: a stuck worker cannot hang it. */
-const GATHER_TIMEOUT_MS = 2000;
+const GATHER_TIMEOUT_MS = 5000;
 const READY_TIMEOUT_MS = 1000;
 /** After a second signal, how long the workers get to exit before they are killed. */
 const FORCE_GRACE_MS = 2000;
@@ -111,6 +111,8 @@ class Primary {
 
   /** Forks every worker; settles when all of them listen, or with the exit code of one that could not start. */
   start(): Promise<'listening' | { code: number }> {
+    // Structured clone instead of JSON: a scrape moves tens of MB of exposition lines full of quotes.
+    cluster.setupPrimary({ serialization: 'advanced' });
     return new Promise((resolve) => {
       this.onStarted = resolve;
       for (const slot of this.slots) this.fork(slot);
@@ -280,12 +282,18 @@ class Primary {
   private async answer(asker: Worker, id: number, kind: AskKind): Promise<void> {
     try {
       if (kind === 'metrics') {
+        const t0 = performance.now();
         const tree = new TreeMetrics();
         await this.gather(kind, GATHER_TIMEOUT_MS, (part) => {
           if (part.registry) tree.addRegistry(part.registry);
-          if (part.families) tree.addFamilies(part.families);
+          if (part.agents) tree.addAgents(part.agents);
         });
+        const gatheredMs = performance.now() - t0;
         for await (const chunk of tree.chunks()) await sendMessage(asker, { agentgate: 'answer', id, chunk });
+        this.log.debug(
+          { gatheredMs: Math.round(gatheredMs), answeredMs: Math.round(performance.now() - t0) },
+          'metrics of the tree answered',
+        );
       } else if (kind === 'sessions') {
         const sessions: DebugSession[] = [];
         await this.gather(kind, GATHER_TIMEOUT_MS, (part) => {

@@ -129,9 +129,9 @@ class PrimaryLink {
     }
     if (g && kind === 'metrics') {
       await this.send({ agentgate: 'part', id, registry: await g.metricsJson() });
-      for (const families of g.agentFamilySamples(PIECE)) {
+      for (const agents of g.agentSampleParts(PIECE)) {
+        await this.send({ agentgate: 'part', id, agents });
         await yieldToLoop();
-        await this.send({ agentgate: 'part', id, families });
       }
     }
     await this.send({ agentgate: 'part', id, done: true });

@@ -12,7 +12,7 @@ import { type Accepted, AgentAuth } from '../http/agent-auth.js';
 import type { GatewayApi } from '../http/server.js';
 import { type Clock, systemClock, type TimerHandle } from '../ops/clock.js';
 import { DbHealth } from '../ops/db-health.js';
-import type { FamilySamples } from '../ops/agent-metrics.js';
+import type { AgentSamplesPart } from '../ops/agent-metrics.js';
 import type { Logger } from '../ops/log.js';
 import type { RegistryJson } from '../ops/metrics.js';
 import { AgentConnection } from '../rpc/connection.js';
@@ -188,20 +188,9 @@ export class Gateway implements GatewayApi {
     return this.core.metrics.registry.getMetricsAsJSON();
   }
 
-  /** The agents' live series in pieces of about `lines` lines, for a cluster primary to merge. */
-  *agentFamilySamples(lines: number): Generator<FamilySamples[]> {
-    let piece: FamilySamples[] = [];
-    let n = 0;
-    for (const f of this.core.agentMetrics.familySamples(this.clock.now(), lines)) {
-      piece.push(f);
-      n += f.lines.length;
-      if (n >= lines) {
-        yield piece;
-        piece = [];
-        n = 0;
-      }
-    }
-    if (piece.length > 0) yield piece;
+  /** The agents' live series in parts of about `lines` lines, for a cluster primary to merge. */
+  agentSampleParts(lines: number): Generator<AgentSamplesPart> {
+    return this.core.agentMetrics.sampleParts(this.clock.now(), lines);
   }
 
   /** SPEC §7 shutdown: stop accepting (503), answer and close every socket, flush every writer. */

@@ -49,15 +49,22 @@ interface AgentEntry {
 }
 
 /**
- * Live series of one family as another process needs them to merge renderings (SPEC §8: an
- * agent's series once, whichever worker holds its sockets): whole exposition lines (`name{labels}
- * value`) and when each was last reported. Plain arrays: cheap to send over IPC.
+ * Live series as another process needs them to merge renderings (SPEC §8: an agent's series once,
+ * whichever worker holds its sockets): agent after agent, its exposition lines (`name{labels}
+ * value`) in one string, the family of each line, and when each was last reported. One string and
+ * typed arrays: cheap to send over IPC.
  */
-export interface FamilySamples {
-  name: string;
-  type: SeriesType;
-  lines: string[];
-  ats: number[];
+export interface AgentSamplesPart {
+  families: { name: string; type: SeriesType }[];
+  agents: string[];
+  /** Lines of each agent, in `agents` order. */
+  counts: number[];
+  /** Every line, each ending in `\n`. */
+  text: string;
+  /** Index in `families` of each line. */
+  lineFamily: Uint32Array;
+  /** When each line's series was last reported. */
+  ats: Float64Array;
 }
 
 /** The `# HELP` and `# TYPE` lines of an agent family (one per family, whichever process renders it). */
@@ -236,21 +243,50 @@ export class AgentMetrics {
     return text;
   }
 
-  /** Every live series grouped by family, in parts of at most `maxLines` (a big family spans several). */
-  *familySamples(now: number, maxLines = LINES_PER_CHUNK): Generator<FamilySamples> {
+  /** Every live series, agent after agent, in parts of at least `maxLines` lines (an agent is never split). */
+  *sampleParts(now: number, maxLines: number): Generator<AgentSamplesPart> {
     const limit = now - this.expireAfterMs;
-    for (const f of this.families.values()) {
-      let part: FamilySamples = { name: f.name, type: f.type, lines: [], ats: [] };
-      for (const s of f.series) {
+    let families = new Map<Family, number>();
+    let agents: string[] = [];
+    let counts: number[] = [];
+    let text = '';
+    let lineFamily: number[] = [];
+    let ats: number[] = [];
+    const part = (): AgentSamplesPart => ({
+      families: [...families.keys()].map((f) => ({ name: f.name, type: f.type })),
+      agents,
+      counts,
+      text,
+      lineFamily: Uint32Array.from(lineFamily),
+      ats: Float64Array.from(ats),
+    });
+    for (const [agentId, entry] of this.agents) {
+      let count = 0;
+      for (const s of entry.series.values()) {
         if (s.at < limit) continue;
-        part.lines.push(s.prefix + formatValue(s.value));
-        part.ats.push(s.at);
-        if (part.lines.length >= maxLines) {
-          yield part;
-          part = { name: f.name, type: f.type, lines: [], ats: [] };
+        let f = families.get(s.family);
+        if (f === undefined) {
+          f = families.size;
+          families.set(s.family, f);
         }
+        text += `${s.prefix}${formatValue(s.value)}\n`;
+        lineFamily.push(f);
+        ats.push(s.at);
+        count++;
       }
-      if (part.lines.length > 0) yield part;
+      if (count === 0) continue;
+      agents.push(agentId);
+      counts.push(count);
+      if (lineFamily.length >= maxLines) {
+        yield part();
+        families = new Map();
+        agents = [];
+        counts = [];
+        text = '';
+        lineFamily = [];
+        ats = [];
+      }
     }
+    if (agents.length > 0) yield part();
   }
 }
