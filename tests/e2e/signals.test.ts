@@ -109,6 +109,24 @@ describe('§7 signals', () => {
     assert.equal(said(gw, 'worker drained'), 2);
     assert.equal(said(gw, 'worker exited; restarting it'), 0, 'a worker died of the Ctrl-C');
   });
+  test("--workers 2: a second SIGINT 1.5 s later skips the rest of every worker's drain", async () => {
+    const gw = await start({ databaseUrl: db.url, args: ['--workers', '2', '--shutdown-timeout', '30s'] });
+    // Two sessions per worker, closed 2.5 s apart by each worker's drain.
+    const agents = await openAgents(db, gw.url, 4);
+    const t0 = Date.now();
+    gw.signal('SIGINT');
+    await sleep(1500);
+    gw.signal('SIGINT');
+    const exit = await withTimeout(gw.exited, 10_000, 'exit after the second SIGINT');
+    const tookMs = Date.now() - t0;
+    assert.notEqual(exit.code, 0);
+    assert.equal(exit.signal, null);
+    assert.ok(tookMs < 4000, `the drain was not cut short: exit after ${tookMs} ms`);
+    const codes = (await Promise.all(agents.map((a) => a.waitClosed()))).map((c) => c.code);
+    assert.equal(codes.filter((c) => c === CloseCode.GoingAway).length, 2, `close codes ${codes}`);
+    assert.equal(said(gw, 'second signal; skipping the rest of the drain'), 1);
+    assert.equal(said(gw, 'stopped without finishing the drain'), 1);
+  });
 });
 
 describe('§7 signals: the embedded PostgreSQL', () => {
