@@ -1,7 +1,7 @@
 // One whole gateway in this process (the single-process `serve`, or one cluster worker): its
 // database pools, the Gateway hub, the agents' listener (and the `--metrics-listen` one), and the
 // §7 shutdown of all of them. The database is ready (started and migrated) before this runs.
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { RPC_PATH } from '@agentgate/shared';
 import type { Config } from '../config.js';
 import { Gateway } from '../hub/gateway.js';
@@ -119,6 +119,13 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
 function boundPort(server: Server): number | undefined {
   const addr = server.address();
   return typeof addr === 'object' && addr ? addr.port : undefined;
+}
+
+/** Fails with the same one line as a worker would when host:port cannot be bound (the primary checks first). */
+export async function checkListen(host: string, port: number): Promise<void> {
+  const server = createServer();
+  await listen(server, host, port);
+  await new Promise((resolve) => server.close(resolve));
 }
 
 /** Listens on host:port; an address in use or not available is the user's to fix (one line, exit 2). */
