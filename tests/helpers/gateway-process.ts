@@ -2,7 +2,7 @@
 // waits for its `"msg":"listening"` line. Stopped by PID with a real signal.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { AGENTGATE_BIN } from './cli.ts';
+import { AGENTGATE_BIN, cliEnv } from './cli.ts';
 
 export interface GatewayProcess {
   /** ws://127.0.0.1:PORT/api/v2/workspaceagents/me/rpc */
@@ -14,25 +14,42 @@ export interface GatewayProcess {
   lines: string[];
   /** Sends `signal` and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Sends `signal` (to the whole process group with `group`, as a terminal's Ctrl-C does) and returns at once. */
+  signal(signal: NodeJS.Signals, o?: { group?: boolean }): void;
+  /** The exit code, or the signal that killed the process. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Resolves with the first log line (parsed) for which `pred` holds. */
   waitForLog(pred: (entry: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
 export interface StartOptions {
-  databaseUrl: string;
+  /** Without it: the embedded PostgreSQL (pass `--data-dir`); DATABASE_URL is taken out of the environment. */
+  databaseUrl?: string;
   /** Extra `serve` flags, e.g. ['--workspace-cache', 'off']. */
   args?: string[];
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Return as soon as the process runs, without waiting for `listening` (url and httpUrl are then empty). */
+  untilListening?: boolean;
+  /** Its own process group (so that `signal(s, { group: true })` reaches the workers too, as Ctrl-C does). */
+  detached?: boolean;
 }
 
 export async function startGateway(opts: StartOptions): Promise<GatewayProcess> {
   const child = spawn(
     process.execPath,
-    [AGENTGATE_BIN, 'serve', '--database-url', opts.databaseUrl, '--listen', '127.0.0.1:0', ...(opts.args ?? [])],
+    [
+      AGENTGATE_BIN,
+      'serve',
+      ...(opts.databaseUrl !== undefined ? ['--database-url', opts.databaseUrl] : []),
+      '--listen',
+      '127.0.0.1:0',
+      ...(opts.args ?? []),
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, AGENTGATE_LOG_LEVEL: 'debug', ...opts.env },
+      env: { ...cliEnv(), AGENTGATE_LOG_LEVEL: 'debug', ...opts.env },
+      detached: opts.detached === true,
     },
   );
   const lines: string[] = [];
@@ -56,7 +73,10 @@ export async function startGateway(opts: StartOptions): Promise<GatewayProcess> 
   createInterface({ input: child.stdout! }).on('line', onLine);
   createInterface({ input: child.stderr! }).on('line', onLine);
   let stopping = false;
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const exitedWith = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const exited = exitedWith.then((e) => e.code);
   // A gateway that dies on its own is a bug: show what it said last, so the failure can be read.
   void exited.then((code) => {
     if (!stopping) {
@@ -88,12 +108,15 @@ export async function startGateway(opts: StartOptions): Promise<GatewayProcess> 
     });
   };
 
-  const listening = await Promise.race([
-    waitForLog((e) => e['msg'] === 'listening', opts.timeoutMs ?? 20_000),
-    exited.then((code) => {
-      throw new Error(`gateway exited with ${code} before listening:\n${lines.join('\n')}`);
-    }),
-  ]);
+  const listening =
+    opts.untilListening === false
+      ? { url: '' }
+      : await Promise.race([
+          waitForLog((e) => e['msg'] === 'listening', opts.timeoutMs ?? 20_000),
+          exited.then((code) => {
+            throw new Error(`gateway exited with ${code} before listening:\n${lines.join('\n')}`);
+          }),
+        ]);
   const url = String(listening['url']);
   const httpUrl = url.replace(/^ws:/, 'http:').replace(/\/api\/.*$/, '');
   return {
@@ -102,6 +125,12 @@ export async function startGateway(opts: StartOptions): Promise<GatewayProcess> 
     child,
     lines,
     waitForLog,
+    exited: exitedWith,
+    signal(signal, o = {}) {
+      stopping = true;
+      if (o.group) process.kill(-child.pid!, signal);
+      else child.kill(signal);
+    },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       stopping = true;

@@ -11,15 +11,17 @@ import type { AdminAuth } from './admin-auth.js';
 import type { Accepted, AgentAuth } from './agent-auth.js';
 import { type Refusal, refuse, refuseUpgrade, releaseSoon, respondJson } from './responses.js';
 
-/** What the routes need from the gateway hub. */
+export type Readiness = 'ready' | 'draining' | 'database';
+
+/** What the routes need from the gateway hub (or, in a cluster worker, from the whole tree). */
 export interface GatewayApi {
   readonly agentAuth: AgentAuth;
   readonly adminAuth: AdminAuth;
   /** SPEC §3 `/readyz`: 'ready', or why not. */
-  readiness(): 'ready' | 'draining' | 'database';
+  readiness(): Readiness | Promise<Readiness>;
   /** The Prometheus text of `/metrics`, in chunks. */
   metricsText(): AsyncIterable<string>;
-  debugSessions(): { sessions: DebugSession[] };
+  debugSessions(): { sessions: DebugSession[] } | Promise<{ sessions: DebugSession[] }>;
   /** Completes an authenticated upgrade. */
   accept(req: IncomingMessage, socket: Duplex, head: Buffer, accepted: Accepted): void;
 }
@@ -127,7 +129,7 @@ async function handleRequest(
       respondJson(res, 200, { status: 'ok' });
       return;
     case '/readyz': {
-      const r = api.readiness();
+      const r = await api.readiness();
       if (r === 'ready') respondJson(res, 200, { status: 'ready' });
       else {
         const message = r === 'draining' ? 'draining' : 'the database is unreachable';
@@ -136,10 +138,16 @@ async function handleRequest(
       return;
     }
     case '/metrics': {
+      // The first chunk before the status: a gathering that fails at once is a 500, not a cut body.
+      const chunks = api.metricsText()[Symbol.asyncIterator]();
+      let next = await chunks.next();
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      for await (const chunk of api.metricsText()) {
-        if (res.destroyed) return; // the scraper went away
-        if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      for (; !next.done; next = await chunks.next()) {
+        if (res.destroyed) {
+          await chunks.return?.(); // the scraper went away
+          return;
+        }
+        if (!res.write(next.value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
       }
       res.end();
       return;
@@ -150,7 +158,7 @@ async function handleRequest(
         respondJson(res, 401, { message: 'admin token required' });
         return;
       }
-      respondJson(res, 200, api.debugSessions());
+      respondJson(res, 200, await api.debugSessions());
       return;
     case RPC_PATH: {
       const auth = await api.agentAuth.check(req);

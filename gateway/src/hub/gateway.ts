@@ -13,7 +13,9 @@ import { describeSession } from '../http/debug-sessions.js';
 import type { GatewayApi } from '../http/server.js';
 import { type Clock, systemClock, type TimerHandle } from '../ops/clock.js';
 import { DbHealth } from '../ops/db-health.js';
+import type { AgentSamplesPart } from '../ops/agent-metrics.js';
 import type { Logger } from '../ops/log.js';
+import type { RegistryJson } from '../ops/metrics.js';
 import { AgentConnection } from '../rpc/connection.js';
 import { Router } from '../rpc/router.js';
 import { Session } from '../session/session.js';
@@ -173,16 +175,33 @@ export class Gateway implements GatewayApi {
     return { sessions: Array.from(this.core.registry.values(), describeSession) };
   }
 
-  /** `/metrics`: the gateway's own series, then the agents', in chunks (a scrape does not stall the sockets). */
-  async *metricsText(): AsyncGenerator<string> {
-    const { metrics, registry, buffer, agentMetrics } = this.core;
+  /** The gauges that are read rather than kept up to date on the hot path. */
+  private setGauges(): void {
+    const { metrics, registry, buffer } = this.core;
     metrics.sessions.set(registry.size);
     metrics.writeBufferUsed.set(buffer.size);
+  }
+
+  /** `/metrics`: the gateway's own series, then the agents', in chunks (a scrape does not stall the sockets). */
+  async *metricsText(): AsyncGenerator<string> {
+    const { metrics, agentMetrics } = this.core;
+    this.setGauges();
     yield await metrics.registry.metrics();
     for (const chunk of agentMetrics.chunks(this.clock.now())) {
       yield chunk;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
+  }
+
+  /** The gateway's own series as prom-client JSON, for a cluster primary to sum over workers (SPEC §8). */
+  metricsJson(): Promise<RegistryJson> {
+    this.setGauges();
+    return this.core.metrics.registry.getMetricsAsJSON();
+  }
+
+  /** The agents' live series in parts of about `lines` lines, for a cluster primary to merge. */
+  agentSampleParts(lines: number): Generator<AgentSamplesPart> {
+    return this.core.agentMetrics.sampleParts(this.clock.now(), lines);
   }
 
   /** SPEC §7 shutdown: stop accepting (503), answer and close every socket, flush every writer. */

@@ -26,7 +26,7 @@ export interface AgentLabels {
   templateName: string;
 }
 
-type SeriesType = 'counter' | 'gauge' | 'untyped';
+export type SeriesType = 'counter' | 'gauge' | 'untyped';
 
 interface Family {
   name: string;
@@ -48,14 +48,28 @@ interface AgentEntry {
   series: Map<string, Series>;
 }
 
-/** One series as another process needs it to merge renderings (SPEC §8: an agent's series once). */
-export interface SeriesSample {
-  name: string;
-  type: SeriesType;
-  prefix: string;
-  value: number;
-  at: number;
+/**
+ * Live series as another process needs them to merge renderings (SPEC §8: an agent's series once,
+ * whichever worker holds its sockets): agent after agent, its exposition lines (`name{labels}
+ * value`) in one string, the family of each line, and when each was last reported. One string and
+ * typed arrays: cheap to send over IPC.
+ */
+export interface AgentSamplesPart {
+  families: { name: string; type: SeriesType }[];
+  agents: string[];
+  /** Lines of each agent, in `agents` order. */
+  counts: number[];
+  /** Every line, each ending in `\n`. */
+  text: string;
+  /** Index in `families` of each line. */
+  lineFamily: Uint32Array;
+  /** When each line's series was last reported. */
+  ats: Float64Array;
 }
+
+/** The `# HELP` and `# TYPE` lines of an agent family (one per family, whichever process renders it). */
+export const familyHeader = (name: string, type: SeriesType) =>
+  `# HELP ${name} Reported by workspace agents.\n# TYPE ${name} ${type}\n`;
 
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
@@ -208,7 +222,7 @@ export class AgentMetrics {
     let out = '';
     let lines = 0;
     for (const f of this.families.values()) {
-      let header = `# HELP ${f.name} Reported by workspace agents.\n# TYPE ${f.name} ${f.type}\n`;
+      let header = familyHeader(f.name, f.type);
       for (const s of f.series) {
         if (s.at < limit) continue;
         out += `${header}${s.prefix}${formatValue(s.value)}\n`;
@@ -229,15 +243,50 @@ export class AgentMetrics {
     return text;
   }
 
-  /** Every live series, for merging the renderings of several processes. */
-  samples(now: number): SeriesSample[] {
+  /** Every live series, agent after agent, in parts of at least `maxLines` lines (an agent is never split). */
+  *sampleParts(now: number, maxLines: number): Generator<AgentSamplesPart> {
     const limit = now - this.expireAfterMs;
-    const out: SeriesSample[] = [];
-    for (const f of this.families.values()) {
-      for (const s of f.series) {
-        if (s.at >= limit) out.push({ name: f.name, type: f.type, prefix: s.prefix, value: s.value, at: s.at });
+    let families = new Map<Family, number>();
+    let agents: string[] = [];
+    let counts: number[] = [];
+    let text = '';
+    let lineFamily: number[] = [];
+    let ats: number[] = [];
+    const part = (): AgentSamplesPart => ({
+      families: [...families.keys()].map((f) => ({ name: f.name, type: f.type })),
+      agents,
+      counts,
+      text,
+      lineFamily: Uint32Array.from(lineFamily),
+      ats: Float64Array.from(ats),
+    });
+    for (const [agentId, entry] of this.agents) {
+      let count = 0;
+      for (const s of entry.series.values()) {
+        if (s.at < limit) continue;
+        let f = families.get(s.family);
+        if (f === undefined) {
+          f = families.size;
+          families.set(s.family, f);
+        }
+        text += `${s.prefix}${formatValue(s.value)}\n`;
+        lineFamily.push(f);
+        ats.push(s.at);
+        count++;
+      }
+      if (count === 0) continue;
+      agents.push(agentId);
+      counts.push(count);
+      if (lineFamily.length >= maxLines) {
+        yield part();
+        families = new Map();
+        agents = [];
+        counts = [];
+        text = '';
+        lineFamily = [];
+        ats = [];
       }
     }
-    return out;
+    if (agents.length > 0) yield part();
   }
 }

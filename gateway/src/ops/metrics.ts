@@ -8,6 +8,9 @@ export type FrameOutcome = (typeof FRAME_OUTCOMES)[number];
 /** The method label of a frame: a known method, or `unknown` for anything else. */
 export type FrameMethod = MethodName | 'unknown';
 const FRAME_METHODS: readonly FrameMethod[] = [...(Object.keys(Methods) as MethodName[]), 'unknown'];
+/** The gateway's own series as prom-client hands them over (`registry.getMetricsAsJSON()`). */
+export type RegistryJson = Awaited<ReturnType<client.Registry['getMetricsAsJSON']>>;
+
 export type LookupReason = 'connect' | 'refresh' | 'fallback';
 const NOTIFICATION_KINDS = ['workspace_id', 'owner_id', 'template_id', 'agent_id', 'all', 'malformed'] as const;
 /** What an agentgate_identity NOTIFY named (SPEC §8); a payload naming several ids counts once per id. */

@@ -109,6 +109,8 @@ export interface DebugSession {
   identityCached: boolean;
   lastRefreshAt: string | null;
   lastRefreshOutcome: RefreshOutcome;
+  /** With `serve --workers N` (N > 1): the worker process that holds the session. */
+  pid?: number;
 }
 
 /** NOTIFY payloads (SPEC §4). */

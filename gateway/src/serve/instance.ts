@@ -1,0 +1,160 @@
+// One whole gateway in this process (the single-process `serve`, or one cluster worker): its
+// database pools, the Gateway hub, the agents' listener (and the `--metrics-listen` one), and the
+// §7 shutdown of all of them. The database is ready (started and migrated) before this runs.
+import { createServer, type Server } from 'node:http';
+import { RPC_PATH } from '@agentgate/shared';
+import type { Config } from '../config.js';
+import { Gateway } from '../hub/gateway.js';
+import { createHttpServer, type GatewayApi } from '../http/server.js';
+import { systemClock } from '../ops/clock.js';
+import type { Logger } from '../ops/log.js';
+import { UsageError } from '../options.js';
+import { connect } from '../store/db.js';
+import { IdentityListener } from '../store/identity-listener.js';
+import { PgStore } from '../store/pg-store.js';
+
+export interface InstanceOptions {
+  config: Config;
+  databaseUrl: string;
+  log: Logger;
+  /** What the routes answer; the gateway itself by default (a cluster worker answers for the tree). */
+  api?: (gateway: Gateway) => GatewayApi;
+}
+
+export interface GatewayInstance {
+  readonly gateway: Gateway;
+  /** The port actually bound (port 0 picks one). */
+  readonly port: number;
+  /**
+   * SPEC §7: drains within the shutdown timeout unless `forced` settles first, then closes the
+   * listeners and the pools. Resolves 'forced' when the drain was cut short.
+   */
+  shutdown(forced: Promise<unknown>): Promise<'drained' | 'forced'>;
+  /** Closes everything without a drain (startup cut short). */
+  close(): Promise<void>;
+}
+
+export async function startInstance({ config, databaseUrl, log, api }: InstanceOptions): Promise<GatewayInstance> {
+  // statement_timeout below the writers' attempt timeout: a slow database aborts the statement
+  // itself, so a retried batch never runs beside its first attempt.
+  const sql = connect(databaseUrl, { max: 10, applicationName: 'agentgate', statementTimeoutMs: 8000 });
+  const batchSql = connect(databaseUrl, {
+    max: 6,
+    applicationName: 'agentgate-writer',
+    statementTimeoutMs: 8000,
+    prepare: false,
+  });
+  const probe = connect(databaseUrl, { max: 1, applicationName: 'agentgate-health', connectTimeoutS: 2 });
+  // SPEC §8: one dedicated LISTEN connection, direct to PostgreSQL (not through a transaction pooler).
+  const identityFeed = new IdentityListener(config.listenDatabaseUrl ?? databaseUrl, { clock: systemClock, log });
+  const endPools = (timeoutS: number) =>
+    Promise.allSettled([
+      sql.end({ timeout: timeoutS }),
+      batchSql.end({ timeout: timeoutS }),
+      probe.end({ timeout: Math.min(1, timeoutS) }),
+      identityFeed.stop(),
+    ]);
+
+  const gateway = new Gateway({
+    config,
+    store: new PgStore(sql, batchSql),
+    log,
+    ping: async () => {
+      await probe`select 1`;
+    },
+    identityFeed,
+  });
+  const routesApi = api ? api(gateway) : gateway;
+  const opsApart = config.metricsListenHost !== undefined;
+  const server = createHttpServer(routesApi, log, {
+    routes: opsApart ? 'agents' : 'all',
+    maxConnections: config.maxConnections,
+  });
+  const opsServer = opsApart
+    ? createHttpServer(routesApi, log, { routes: 'ops', maxConnections: config.maxConnections })
+    : undefined;
+  const servers = [server, opsServer].filter((s): s is Server => s !== undefined);
+  const closeServers = () =>
+    Promise.all(
+      servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeAllConnections();
+          }),
+      ),
+    );
+  try {
+    await listen(server, config.listenHost, config.listenPort);
+    if (opsServer) await listen(opsServer, config.metricsListenHost!, config.metricsListenPort!);
+  } catch (err) {
+    if (server.listening) await closeServers();
+    await endPools(1);
+    throw err;
+  }
+  gateway.start();
+
+  return {
+    gateway,
+    port: boundPort(server) ?? config.listenPort,
+    async shutdown(forced) {
+      const budgetMs = config.shutdownTimeoutMs;
+      // Whatever happens below, the process does not outlive the budget by much.
+      const hardStop = setTimeout(() => {
+        log.error('shutdown timeout reached; exiting');
+        process.exit(1);
+      }, budgetMs + 5000);
+      hardStop.unref();
+      const outcome = await Promise.race([
+        gateway.drain(budgetMs - 1000).then(() => 'drained' as const),
+        forced.then(() => 'forced' as const),
+      ]);
+      gateway.stop();
+      await closeServers();
+      await endPools(outcome === 'drained' ? 5 : 1);
+      return outcome;
+    },
+    async close() {
+      gateway.stop();
+      await closeServers();
+      await endPools(1);
+    },
+  };
+}
+
+function boundPort(server: Server): number | undefined {
+  const addr = server.address();
+  return typeof addr === 'object' && addr ? addr.port : undefined;
+}
+
+/** Fails with the same one line as a worker would when host:port cannot be bound (the primary checks first). */
+export async function checkListen(host: string, port: number): Promise<void> {
+  const server = createServer();
+  await listen(server, host, port);
+  await new Promise((resolve) => server.close(resolve));
+}
+
+/** Listens on host:port; an address in use or not available is the user's to fix (one line, exit 2). */
+async function listen(server: Server, host: string, port: number): Promise<void> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new UsageError(`cannot listen on ${host}:${port}: address in use`);
+    if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES')
+      throw new UsageError(`cannot listen on ${host}:${port}: ${e.code}`);
+    throw err;
+  }
+}
+
+/** The agents' URL of the `"msg":"listening"` line (SPEC §1). */
+export function agentsUrl(config: Config, port: number): string {
+  const host = config.listenHost.includes(':') ? `[${config.listenHost}]` : config.listenHost;
+  return `ws://${host}:${port}${RPC_PATH}`;
+}
