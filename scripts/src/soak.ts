@@ -158,7 +158,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     const tokens = (await seed(db.admin, { agents: o.agents, metadataKeys: o.metadataKeys })).map((a) => a.token);
     server = await startServer(
       'gateway',
-      [...cliCommand(), 'serve', '--database-url', db.gatewayUrl, '--listen', '127.0.0.1:0', '--shutdown-timeout', '10s'],
+      [
+        ...cliCommand(),
+        'serve',
+        '--database-url',
+        db.gatewayUrl,
+        '--listen',
+        '127.0.0.1:0',
+        '--shutdown-timeout',
+        '10s',
+      ],
       { env: { AGENTGATE_LOG_LEVEL: 'info' } },
     );
     const gw = server;
@@ -218,7 +227,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     await db?.close();
   }
 
-  const during = samples.filter((s) => s.t >= 0 && (loadEnd === undefined || s.t <= (loadEnd - loadStart) / 1000 + 0.5));
+  const during = samples.filter(
+    (s) => s.t >= 0 && (loadEnd === undefined || s.t <= (loadEnd - loadStart) / 1000 + 0.5),
+  );
   const at = (t: number) => during.find((s) => s.t >= t);
   const rss = {
     idle: samples[0]?.rssKiB ?? null,

@@ -100,7 +100,7 @@ describe('fuzz: bad input never crashes the gateway or disturbs other sessions (
       drive.mismatches.length,
       0,
       `${drive.mismatches.length} frame(s) answered against the SPEC (${replay}):\n` +
-        drive.mismatches.slice(0, 15)  .map(formatMismatch).join('\n'),
+        drive.mismatches.slice(0, 15).map(formatMismatch).join('\n'),
     );
   });
 

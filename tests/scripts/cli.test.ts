@@ -10,9 +10,11 @@ import type { OptionTable } from '../../gateway/src/options.ts';
 import { BENCH_OPTIONS } from '../../scripts/src/bench.ts';
 import { ECHO_OPTIONS } from '../../scripts/src/bench/echo-server.ts';
 import { COMMANDS } from '../../scripts/src/cli.ts';
+import { FUZZ_OPTIONS } from '../../scripts/src/fuzz.ts';
 import { LOADTEST_OPTIONS } from '../../scripts/src/loadtest.ts';
 import { MIGRATE_OPTIONS } from '../../scripts/src/migrate.ts';
 import { SEED_OPTIONS } from '../../scripts/src/seed.ts';
+import { SOAK_OPTIONS } from '../../scripts/src/soak.ts';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const BIN = path.resolve(here, '../../scripts/bin/agentgate.js');
@@ -24,6 +26,8 @@ const TABLES: Record<string, OptionTable> = {
   seed: SEED_OPTIONS,
   loadtest: LOADTEST_OPTIONS,
   bench: BENCH_OPTIONS,
+  fuzz: FUZZ_OPTIONS,
+  soak: SOAK_OPTIONS,
 };
 
 interface Run {

@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { RpcError } from '@agentgate/shared';
 import WebSocket from 'ws';
 import { type Expected, type ExpectedAnswer, expectFrame, type FuzzTarget } from './oracle.js';
-import { Ledger } from './stored.js';
+import type { Ledger } from './stored.js';
 import { preview, type WireFrame } from './wire.js';
 
 export interface Mismatch {
@@ -171,7 +171,7 @@ const describeAnswer = (a: ExpectedAnswer): string =>
     ? `result ${JSON.stringify(a.result)} (id ${JSON.stringify(a.id)})`
     : `error ${a.code} (id ${JSON.stringify(a.id)})${a.droppedKeys ? ` droppedKeys ${JSON.stringify(a.droppedKeys)}` : ''}`;
 
-export function describeExpected(e: Expected): string {
+function describeExpected(e: Expected): string {
   switch (e.kind) {
     case 'close':
       return `close ${e.code}`;
@@ -188,7 +188,7 @@ const clip = (s: string, max = 600) => (s.length > max ? `${s.slice(0, max)}…`
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Why `got` is not the answer `exp` (undefined when it is). */
-export function answerProblem(exp: ExpectedAnswer, got: unknown): string | undefined {
+function answerProblem(exp: ExpectedAnswer, got: unknown): string | undefined {
   if (!isRecord(got)) return 'not a JSON-RPC response object';
   if (got['jsonrpc'] !== '2.0') return 'jsonrpc is not "2.0"';
   if (!isDeepStrictEqual(got['id'], exp.id)) return `id ${JSON.stringify(got['id'])}, not ${JSON.stringify(exp.id)}`;
@@ -321,21 +321,17 @@ export class FuzzDriver {
   private async one(frame: WireFrame, exp: Expected, closes: Record<string, number>): Promise<string | undefined> {
     const s = await this.connected();
     if (exp.kind === 'close') {
+      // The probe after it is never read by a gateway that closes; one that does not answers it at once.
       s.send(frame);
-      const got: string[] = [];
-      for (;;) {
-        const x = await s.next(5000);
-        if ('closed' in x) {
-          closes[x.closed] = (closes[x.closed] ?? 0) + 1;
-          if (got.length > 0) return `answers before the close: ${clip(got.join(' '))}`;
-          return x.closed === exp.code ? undefined : `close ${x.closed}`;
-        }
-        if ('timeout' in x) {
-          await s.close();
-          return `no close within 5 s${got.length ? `; answers: ${clip(got.join(' '))}` : ''}`;
-        }
-        got.push(JSON.stringify(x.msg));
+      s.sendText(`{"jsonrpc":"2.0","id":"fuzz-probe-${++this.probes}","method":"UpdateStats"}`);
+      const x = await s.next(5000);
+      if ('closed' in x) {
+        closes[x.closed] = (closes[x.closed] ?? 0) + 1;
+        return x.closed === exp.code ? undefined : `close ${x.closed}`;
       }
+      // An answer where the socket should have closed: that is the mismatch; start again on a new socket.
+      await s.close();
+      return 'timeout' in x ? 'no close within 5 s' : `an answer instead of the close: ${clip(JSON.stringify(x.msg))}`;
     }
     await this.pacer?.take(exp.tokens + 1);
     const probeId = `fuzz-probe-${++this.probes}`;
@@ -347,9 +343,12 @@ export class FuzzDriver {
     while (!probed || !answered) {
       const x = await s.next(this.answerTimeoutMs);
       if ('timeout' in x || 'closed' in x) {
-        const what = 'timeout' in x ? `nothing within ${this.answerTimeoutMs} ms` : `the socket closed with ${x.closed}`;
+        const what =
+          'timeout' in x ? `nothing within ${this.answerTimeoutMs} ms` : `the socket closed with ${x.closed}`;
         await s.close();
-        return problem ?? `${what} (${answered ? 'answer' : 'no answer'} seen, ${probed ? 'probe' : 'no probe'} answer seen)`;
+        return (
+          problem ?? `${what} (${answered ? 'answer' : 'no answer'} seen, ${probed ? 'probe' : 'no probe'} answer seen)`
+        );
       }
       const msg = x.msg;
       if (!probed && isRecord(msg) && msg['id'] === probeId) {

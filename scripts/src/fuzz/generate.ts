@@ -15,7 +15,16 @@ export interface GeneratorTarget {
  * The metadata keys a fuzz run declares for its agent: plain ones, `__proto__`, one that a key with
  * a lone surrogate (`k\ud800`) is stored as (SPEC §4: U+FFFD), and non-ASCII ones.
  */
-export const FUZZ_METADATA_KEYS: readonly string[] = ['m0', 'm1', 'cpu', '__proto__', 'k\ufffd', 'ключ', 'a😀', 'sp ace'];
+export const FUZZ_METADATA_KEYS: readonly string[] = [
+  'm0',
+  'm1',
+  'cpu',
+  '__proto__',
+  'k\ufffd',
+  'ключ',
+  'a😀',
+  'sp ace',
+];
 
 const SAFE = Number.MAX_SAFE_INTEGER;
 const raw = (t: string) => new Raw(t);
@@ -474,7 +483,15 @@ function element(target: GeneratorTarget, small: boolean): Arbitrary<Json> {
 }
 
 /** Byte sequences that are not UTF-8: a stray byte, an overlong form, a surrogate, past U+10FFFF, a cut sequence. */
-const BAD_UTF8 = [[0xff], [0x80], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82], [0xf0, 0x9f, 0x98]];
+const BAD_UTF8 = [
+  [0xff],
+  [0x80],
+  [0xc0, 0x80],
+  [0xed, 0xa0, 0x80],
+  [0xf4, 0x90, 0x80, 0x80],
+  [0xe2, 0x82],
+  [0xf0, 0x9f, 0x98],
+];
 
 const MALFORMED = [
   '{',
@@ -508,20 +525,22 @@ const MALFORMED = [
 /** Not JSON (JSON.parse decides: a mutation may happen to stay JSON, and the oracle then says so). */
 function malformed(target: GeneratorTarget): Arbitrary<WireFrame> {
   const json = element(target, true).map(toJson);
-  return fc.oneof(
-    { weight: 3, arbitrary: fc.constantFrom(...MALFORMED) },
-    { weight: 3, arbitrary: fc.tuple(json, fc.nat()).map(([t, n]) => t.slice(0, n % Math.max(1, t.length))) },
-    {
-      weight: 2,
-      arbitrary: fc
-        .tuple(json, fc.nat(), fc.constantFrom(',', '"', '}', ']', '{', ':', '\\', 'x', ' '))
-        .map(([t, n, c]) => {
-          const at = n % (t.length + 1);
-          return t.slice(0, at) + c + t.slice(at);
-        }),
-    },
-    { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
-  ).map((t) => textFrame('malformed', t));
+  return fc
+    .oneof(
+      { weight: 3, arbitrary: fc.constantFrom(...MALFORMED) },
+      { weight: 3, arbitrary: fc.tuple(json, fc.nat()).map(([t, n]) => t.slice(0, n % Math.max(1, t.length))) },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(json, fc.nat(), fc.constantFrom(',', '"', '}', ']', '{', ':', '\\', 'x', ' '))
+          .map(([t, n, c]) => {
+            const at = n % (t.length + 1);
+            return t.slice(0, at) + c + t.slice(at);
+          }),
+      },
+      { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
+    )
+    .map((t) => textFrame('malformed', t));
 }
 
 /** 10 000 nested arrays and the like (SPEC §7: deep values): alone, in a batch, in params, in an id. */
@@ -555,7 +574,13 @@ function deep(): Arbitrary<WireFrame> {
             ]),
           );
         case 4:
-          return toJson(new Obj([['jsonrpc', '2.0'], ['id', nested(d, '[', ']')], ['method', 'UpdateStats']]));
+          return toJson(
+            new Obj([
+              ['jsonrpc', '2.0'],
+              ['id', nested(d, '[', ']')],
+              ['method', 'UpdateStats'],
+            ]),
+          );
         case 5:
           return toJson(
             new Obj([
@@ -569,7 +594,13 @@ function deep(): Arbitrary<WireFrame> {
           // Never closed: not JSON.
           return '['.repeat(d);
         default:
-          return `[${toJson(new Obj([['jsonrpc', '2.0'], ['id', 1], ['method', 'UpdateStats']]))},${toJson(nested(d, '[', ']'))}]`;
+          return `[${toJson(
+            new Obj([
+              ['jsonrpc', '2.0'],
+              ['id', 1],
+              ['method', 'UpdateStats'],
+            ]),
+          )},${toJson(nested(d, '[', ']'))}]`;
       }
     })
     .map((t) => textFrame('deep', t));
@@ -597,7 +628,10 @@ export function frameArbitrary(target: GeneratorTarget): Arbitrary<WireFrame> {
     {
       weight: 2,
       arbitrary: fc
-        .oneof(fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)), smallJson.map((t) => Buffer.from(t, 'utf8')))
+        .oneof(
+          fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+          smallJson.map((t) => Buffer.from(t, 'utf8')),
+        )
         .map((data) => ({ label: 'binary', binary: true, data })),
     },
     {
@@ -605,7 +639,11 @@ export function frameArbitrary(target: GeneratorTarget): Arbitrary<WireFrame> {
       arbitrary: fc.tuple(smallJson, fc.nat(), fc.constantFrom(...BAD_UTF8)).map(([t, n, bad]) => {
         const b = Buffer.from(t, 'utf8');
         const at = n % (b.length + 1);
-        return { label: 'invalid utf-8', binary: false, data: Buffer.concat([b.subarray(0, at), Buffer.from(bad), b.subarray(at)]) };
+        return {
+          label: 'invalid utf-8',
+          binary: false,
+          data: Buffer.concat([b.subarray(0, at), Buffer.from(bad), b.subarray(at)]),
+        };
       }),
     },
     {
@@ -617,9 +655,4 @@ export function frameArbitrary(target: GeneratorTarget): Arbitrary<WireFrame> {
       }),
     },
   );
-}
-
-/** `count` frames from `seed`: the same ones every time. */
-export function sampleFrames(target: GeneratorTarget, seed: number, count: number): WireFrame[] {
-  return fc.sample(frameArbitrary(target), { seed, numRuns: count });
 }

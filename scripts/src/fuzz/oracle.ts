@@ -39,7 +39,7 @@ export interface FuzzTarget {
   declaredKeys: readonly string[];
 }
 
-export type RpcId = string | number | null;
+type RpcId = string | number | null;
 
 /** One expected JSON-RPC response (`at`: the batch element it answers, for reports). */
 export type ExpectedAnswer = ({ id: RpcId; result: unknown } | { id: RpcId; code: number; droppedKeys?: string[] }) & {
@@ -108,9 +108,7 @@ function expectText(text: string, target: FuzzTarget): Expected {
   const effects = noEffects();
   if (!Array.isArray(msg)) {
     const answer = expectElement(msg, target, effects);
-    return answer === undefined
-      ? { kind: 'none', tokens: 1, effects }
-      : { kind: 'one', answer, tokens: 1, effects };
+    return answer === undefined ? { kind: 'none', tokens: 1, effects } : { kind: 'one', answer, tokens: 1, effects };
   }
   // SPEC §4: an empty batch, or one over 64 elements, is one -32600 (id null) for one token.
   if (msg.length === 0 || msg.length > MAX_BATCH) {
@@ -254,7 +252,7 @@ function statsOf(params: Rec): StatsRowValues | undefined | 'invalid' {
 // --- BatchUpdateMetadata --------------------------------------------------------------------------
 
 /** SPEC §4: every string is stored well-formed (a lone surrogate becomes U+FFFD); NUL cannot be stored. */
-export function storedString(s: string): string {
+function storedString(s: string): string {
   return wellFormed(s).replaceAll('\u0000', '');
 }
 
@@ -277,7 +275,7 @@ function wellFormed(s: string): string {
 }
 
 /** UTF-8 length of a well-formed string, counted by code point. */
-export function utf8Bytes(s: string): number {
+function utf8Bytes(s: string): number {
   let n = 0;
   for (const ch of s) {
     const cp = ch.codePointAt(0)!;
@@ -308,10 +306,7 @@ function validResult(r: unknown): r is Rec {
   return true;
 }
 
-function metadataOf(
-  params: Rec,
-  target: FuzzTarget,
-): { writes: MetadataWrite[]; droppedKeys: string[] } | 'invalid' {
+function metadataOf(params: Rec, target: FuzzTarget): { writes: MetadataWrite[]; droppedKeys: string[] } | 'invalid' {
   const items = get(params, 'metadata');
   if (!Array.isArray(items)) return 'invalid';
   for (const it of items) {

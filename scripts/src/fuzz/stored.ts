@@ -5,7 +5,7 @@ import type { Sql } from '@agentgate/gateway/store/db';
 import type { Effects, MetadataWrite, StatsRowValues } from './oracle.js';
 
 /** One stats row as one comparable string (connections_by_proto with sorted keys; -0 is 0). */
-export function statsKey(r: StatsRowValues): string {
+function statsKey(r: StatsRowValues): string {
   const byProto = Object.keys(r.connectionsByProto)
     .sort()
     .map((k) => [k, r.connectionsByProto[k]]);

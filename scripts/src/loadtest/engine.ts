@@ -83,7 +83,6 @@ interface LoadAgent {
   nextIsStats: boolean;
 }
 
-
 function connectErrorKey(err: unknown): string {
   return err instanceof ConnectRefusedError ? String(err.status) : 'connect';
 }
