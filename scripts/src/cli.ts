@@ -62,6 +62,20 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       return { options: m.STALENESS_OPTIONS, main: m.main };
     },
   },
+  fuzz: {
+    summary: 'send N generated frames (bad and good) and check every answer and row against the SPEC',
+    load: async () => {
+      const m = await import('./fuzz.js');
+      return { options: m.FUZZ_OPTIONS, main: m.main };
+    },
+  },
+  soak: {
+    summary: 'a long load against a gateway started here: RSS, event-loop delay, acked frames vs rows',
+    load: async () => {
+      const m = await import('./soak.js');
+      return { options: m.SOAK_OPTIONS, main: m.main };
+    },
+  },
 };
 
 /** `agentgate --help`: the command list. */

@@ -10,10 +10,12 @@ import type { OptionTable } from '../../gateway/src/options.ts';
 import { BENCH_OPTIONS } from '../../scripts/src/bench.ts';
 import { ECHO_OPTIONS } from '../../scripts/src/bench/echo-server.ts';
 import { COMMANDS } from '../../scripts/src/cli.ts';
+import { FUZZ_OPTIONS } from '../../scripts/src/fuzz.ts';
 import { LOADTEST_OPTIONS } from '../../scripts/src/loadtest.ts';
 import { MIGRATE_OPTIONS } from '../../scripts/src/migrate.ts';
 import { SEED_OPTIONS } from '../../scripts/src/seed.ts';
 import { STALENESS_OPTIONS } from '../../scripts/src/staleness.ts';
+import { SOAK_OPTIONS } from '../../scripts/src/soak.ts';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const BIN = path.resolve(here, '../../scripts/bin/agentgate.js');
@@ -26,6 +28,8 @@ const TABLES: Record<string, OptionTable> = {
   loadtest: LOADTEST_OPTIONS,
   bench: BENCH_OPTIONS,
   staleness: STALENESS_OPTIONS,
+  fuzz: FUZZ_OPTIONS,
+  soak: SOAK_OPTIONS,
 };
 
 interface Run {

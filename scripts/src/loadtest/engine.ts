@@ -38,6 +38,8 @@ export interface EngineConfig {
   drainMs: number;
 }
 
+type Method = 'stats' | 'metadata';
+
 export interface EngineSnapshot {
   /** Sockets open right now. */
   live: number;
@@ -45,6 +47,8 @@ export interface EngineSnapshot {
   connected: number;
   sent: number;
   acked: number;
+  /** Of `acked`: UpdateStats and BatchUpdateMetadata frames. */
+  ackedByMethod: Record<Method, number>;
   errors: Record<string, number>;
   reconnects: number;
   disconnects: number;
@@ -79,8 +83,6 @@ interface LoadAgent {
   nextIsStats: boolean;
 }
 
-type Method = 'stats' | 'metadata';
-
 function connectErrorKey(err: unknown): string {
   return err instanceof ConnectRefusedError ? String(err.status) : 'connect';
 }
@@ -98,6 +100,7 @@ export class LoadEngine {
   private window: Histogram = newLatencyHistogram();
   private sent = 0;
   private acked = 0;
+  private readonly ackedByMethod: Record<Method, number> = { stats: 0, metadata: 0 };
   private readonly errors: Record<string, number> = {};
   private live = 0;
   private connected = 0;
@@ -358,16 +361,17 @@ export class LoadEngine {
         ? a.client.updateStats(makeStats(a.traffic))
         : a.client.batchUpdateMetadata(makeMetadata(this.keys, a.traffic));
     p.then(
-      () => this.onAck(a, t, measured),
+      () => this.onAck(a, m, t, measured),
       (err: unknown) => this.onFail(a, err, measured),
     );
   }
 
-  private onAck(a: LoadAgent, t: number, measured: boolean): void {
+  private onAck(a: LoadAgent, method: Method, t: number, measured: boolean): void {
     a.inflight--;
     if (measured && !this.booksClosed) {
       this.measuredInflight--;
       this.acked++;
+      this.ackedByMethod[method]++;
       const us = Math.max(1, Math.round((performance.now() - t) * 1000));
       this.total.recordValue(us);
       this.window.recordValue(us);
@@ -396,6 +400,7 @@ export class LoadEngine {
       connected: this.connected,
       sent: this.sent,
       acked: this.acked,
+      ackedByMethod: { ...this.ackedByMethod },
       errors: { ...this.errors },
       reconnects: this.reconnects,
       disconnects: this.disconnects,

@@ -65,6 +65,8 @@ export interface LoadReport {
   durationS: number;
   sent: number;
   acked: number;
+  /** Of `acked`: UpdateStats and BatchUpdateMetadata frames. */
+  ackedByMethod: { stats: number; metadata: number };
   errors: Record<string, number>;
   framesPerSec: number;
   latencyMs: LatencyMs;
@@ -344,11 +346,14 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   let disconnects = 0;
   let maxLag = 0;
   const skipped = { disconnected: 0, inflightCap: 0 };
+  const ackedByMethod = { stats: 0, metadata: 0 };
   for (const w of workers) {
     if (w.total) mergeEncoded(total, w.total);
     else total.add(w.runWindows);
     const s = w.snapshot;
     if (!s) continue;
+    ackedByMethod.stats += s.ackedByMethod.stats;
+    ackedByMethod.metadata += s.ackedByMethod.metadata;
     disconnects += s.disconnects;
     maxLag = Math.max(maxLag, s.maxScheduleLagMs);
     skipped.disconnected += s.skipped.disconnected;
@@ -360,6 +365,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     durationS,
     sent: final.sent,
     acked: final.acked,
+    ackedByMethod,
     errors: final.errors,
     framesPerSec: durationS > 0 ? Math.round((final.acked / durationS) * 10) / 10 : 0,
     latencyMs: latencyMs(total),
