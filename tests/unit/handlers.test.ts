@@ -143,6 +143,9 @@ describe('BatchUpdateMetadata', () => {
       { metadata: [{ key: 'k', result: { value: 1 } }] },
       { metadata: [{ key: 'k', result: { value: 'v', collectedAt: 5 } }] },
       { metadata: [{ key: 'k', result: { value: 'v', age: -1 } }] },
+      // Found by the fuzz test: an age over 2^53-1 was accepted and the value written.
+      { metadata: [{ key: 'k', result: { value: 'v', age: '9007199254740992' } }] },
+      { metadata: [{ key: 'k', result: { value: 'v', age: 9007199254740992 } }] },
     ]) {
       const out = await h.metadata(s, params);
       assert.equal(out.error?.code, RpcError.InvalidParams, JSON.stringify(params));
@@ -170,6 +173,18 @@ describe('BatchUpdateMetadata', () => {
 });
 
 describe('UpdateStats', () => {
+  test('decimal strings of any length are ints while their value is safe (leading zeros too)', async () => {
+    const h = new Harness();
+    const s = h.connect(h.store.fixture());
+    const out = await h.stats(s, {
+      stats: { rxBytes: '00000000000000001', connectionsByProto: { 'line\nbreak': '000000000000000000042' } },
+    });
+    assert.deepEqual(out, statsOk);
+    const [row] = h.store.statsRows;
+    assert.equal(row!.rxBytes, 1);
+    assert.deepEqual(JSON.parse(row!.connectionsByProto), { 'line\nbreak': 42 });
+  });
+
   test('ints as decimal strings are stored as numbers (also inside connectionsByProto)', async () => {
     const h = new Harness();
     const s = h.connect(h.store.fixture());
@@ -230,6 +245,13 @@ describe('UpdateStats', () => {
       { rxPackets: '' },
       { connectionsByProto: { ssh: '9007199254740993' } },
       { connectionsByProto: { ssh: -2 } },
+      // Found by the fuzz test: typebox checks a record's values only under keys matching `^.*$`,
+      // so a key with a line break let any value through (`true` stored as 1, 1e400 as null).
+      { connectionsByProto: { 'a\nb': true } },
+      { connectionsByProto: { 'a\rb': 1.5 } },
+      { connectionsByProto: { 'a\u2028b': Number.POSITIVE_INFINITY } },
+      { connectionsByProto: { 'a\u2029b': [[[]]] } },
+      { connectionsByProto: { '\n': 1e16 } },
     ];
     for (const stats of bad) {
       const out = await h.stats(s, { stats });

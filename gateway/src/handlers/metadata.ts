@@ -11,8 +11,8 @@ import {
 import type { Logger } from '../ops/log.js';
 import type { BatchWriter, WriteDone } from '../store/batch-writer.js';
 import type { MetadataUpdate, MetadataWrite } from '../store/frame-writers.js';
-import { constantResult, type HandlerOutcome, notAuthorized, rpcError, writeFailed } from './outcome.js';
-import { compile, schemaErrors, storable } from './params.js';
+import { constantResult, type HandlerOutcome, invalidParams, notAuthorized, rpcError, writeFailed } from './outcome.js';
+import { compile, schemaErrors, storable, toInt } from './params.js';
 import type { Handler } from './types.js';
 
 const check = compile(BatchUpdateMetadataParams);
@@ -73,6 +73,10 @@ export function limitMetadata(items: { key: string; result: { value?: string; er
 export function metadataHandler(deps: MetadataDeps): Handler {
   return (session, params) => {
     if (!check.Check(params)) return schemaErrors(check, params);
+    // `age` is accepted and ignored, but only as an int (SPEC §4): the schema cannot say "safe".
+    const badAge = params.metadata.findIndex((m) => m.result.age !== undefined && toInt(m.result.age) < 0);
+    if (badAge >= 0)
+      return invalidParams([{ path: `/metadata/${badAge}/result/age`, message: 'Expected a safe integer' }]);
     const { updates, droppedKeys } = limitMetadata(params.metadata);
     const answer: HandlerOutcome =
       droppedKeys.length === 0

@@ -19,12 +19,16 @@ export function schemaErrors<T extends TSchema>(check: TypeCheck<T>, value: unkn
   return invalidParams(errors);
 }
 
-/** A schema-valid `Int` (number or decimal string) as a number; -1 when a string exceeds 2^53-1. */
-export function toInt(v: number | string | undefined): number {
+/**
+ * SPEC §4 `int` as a number: a non-negative safe integer, given as a JSON number or a decimal string
+ * (any number of digits, leading zeros included); -1 for anything else. The handlers check every
+ * int with this, not only through the schema: a record's values are not checked by typebox when
+ * their key holds a line break (its pattern is `^.*$`).
+ */
+export function toInt(v: unknown): number {
   if (v === undefined) return 0;
-  if (typeof v === 'number') return v;
-  const n = Number(v);
-  return Number.isSafeInteger(n) ? n : -1;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^[0-9]+$/.test(v) ? Number(v) : Number.NaN;
+  return Number.isSafeInteger(n) && n >= 0 ? n + 0 : -1;
 }
 
 /**

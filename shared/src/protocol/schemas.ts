@@ -5,7 +5,7 @@ import { type Static, Type } from '@sinclair/typebox';
 /** A non-negative safe integer, as a JSON number or a decimal string (protojson writes int64 as strings). */
 const Int = Type.Union([
   Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
-  Type.String({ pattern: '^[0-9]{1,16}$' }),
+  Type.String({ pattern: '^[0-9]+$' }),
 ]);
 
 const MetricType = Type.Union([Type.Literal('TYPE_UNSPECIFIED'), Type.Literal('COUNTER'), Type.Literal('GAUGE')]);
