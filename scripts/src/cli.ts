@@ -62,6 +62,13 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       return { options: m.STALENESS_OPTIONS, main: m.main };
     },
   },
+  scrape: {
+    summary: 'how /metrics holds up with many agent series: scrape time and event-loop delay',
+    load: async () => {
+      const m = await import('./scrape.js');
+      return { options: m.SCRAPE_OPTIONS, main: m.main };
+    },
+  },
   fuzz: {
     summary: 'send N generated frames (bad and good) and check every answer and row against the SPEC',
     load: async () => {

@@ -15,6 +15,7 @@ import { LOADTEST_OPTIONS } from '../../scripts/src/loadtest.ts';
 import { MIGRATE_OPTIONS } from '../../scripts/src/migrate.ts';
 import { SEED_OPTIONS } from '../../scripts/src/seed.ts';
 import { STALENESS_OPTIONS } from '../../scripts/src/staleness.ts';
+import { SCRAPE_OPTIONS } from '../../scripts/src/scrape.ts';
 import { SOAK_OPTIONS } from '../../scripts/src/soak.ts';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
@@ -30,6 +31,7 @@ const TABLES: Record<string, OptionTable> = {
   staleness: STALENESS_OPTIONS,
   fuzz: FUZZ_OPTIONS,
   soak: SOAK_OPTIONS,
+  scrape: SCRAPE_OPTIONS,
 };
 
 interface Run {

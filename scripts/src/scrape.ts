@@ -1,9 +1,6 @@
-// How `/metrics` of `serve --workers N` holds up with many agent series (SPEC §8, §4): one scrape
-// of 10,000 agents × 20 series answers within 1 s and does not stall the sockets. A program, not a
-// test: it prints numbers.
-//
-//   node --import tsx scripts/src/bench/scrape-cluster.ts [--agents 10000] [--series 20] [--workers 2]
-//        [--dual 1000] [--scrapes 5] [--json FILE]
+// `npx agentgate scrape`: how `/metrics` holds up with many agent series (SPEC §4, §8): one scrape
+// of 10,000 agents × 20 series answers within 1 s and does not stall the sockets, with one process
+// or `--workers N`. A program, not a test: it prints numbers.
 //
 // It starts an embedded PostgreSQL, seeds the agents, runs `agentgate serve --workers N`, connects
 // every agent (and a second socket for `--dual` of them: consecutive connections go to alternate
@@ -14,27 +11,26 @@
 // worst answer time of a probe agent that sends a frame every 10 ms meanwhile.
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { seed } from '../seed.js';
-import { startBenchDatabase } from './bench-db.js';
-import { cliCommand, startServer } from './server-process.js';
+import { type OptionTable, parse } from '@agentgate/gateway/options';
+import { startBenchDatabase } from './bench/bench-db.js';
+import { cliCommand, startServer } from './bench/server-process.js';
+import { seed } from './seed.js';
 
-const { values: opt } = parseArgs({
-  options: {
-    agents: { type: 'string', default: '10000' },
-    series: { type: 'string', default: '20' },
-    workers: { type: 'string', default: '2' },
-    dual: { type: 'string', default: '1000' },
-    scrapes: { type: 'string', default: '5' },
-    json: { type: 'string' },
+export const SCRAPE_OPTIONS = {
+  agents: { flag: '--agents', kind: 'int', min: 1, max: 18_000, default: '10000', help: 'agents, one socket each' },
+  series: { flag: '--series', kind: 'int', min: 1, max: 200, default: '20', help: 'metric series each agent reports' },
+  workers: { flag: '--workers', kind: 'int', min: 1, max: 16, default: '2', help: 'gateway worker processes' },
+  dual: {
+    flag: '--dual',
+    kind: 'int',
+    min: 0,
+    default: '1000',
+    help: 'agents that also open a second socket (on the other worker): their series must appear once',
   },
-});
-const AGENTS = Number(opt.agents);
-const SERIES = Number(opt.series);
-const WORKERS = Number(opt.workers);
-const DUAL = Math.min(AGENTS, Number(opt.dual));
-const SCRAPES = Number(opt.scrapes);
+  scrapes: { flag: '--scrapes', kind: 'int', min: 1, max: 100, default: '5', help: 'scrapes measured' },
+  json: { flag: '--json', kind: 'out-file', help: 'also write the summary as JSON to this file' },
+} as const satisfies OptionTable;
 
 function get(url: string): Promise<{ status: number; body: string; ms: number }> {
   const t0 = performance.now();
@@ -91,10 +87,15 @@ class Socket {
   }
 }
 
-const metrics = (value: number) =>
-  Array.from({ length: SERIES }, (_, i) => ({ name: `bench_m${i}`, type: 'GAUGE', value: value + i }));
-
-async function main(): Promise<void> {
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const opt = parse(SCRAPE_OPTIONS, argv, env);
+  const AGENTS = opt.agents;
+  const SERIES = opt.series;
+  const WORKERS = opt.workers;
+  const DUAL = Math.min(AGENTS, opt.dual);
+  const SCRAPES = opt.scrapes;
+  const metrics = (value: number) =>
+    Array.from({ length: SERIES }, (_, i) => ({ name: `bench_m${i}`, type: 'GAUGE', value: value + i }));
   const db = await startBenchDatabase();
   let gw: Awaited<ReturnType<typeof startServer>> | undefined;
   const sockets: Socket[] = [];
@@ -203,11 +204,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     if (opt.json) writeFileSync(opt.json, JSON.stringify(summary, null, 2));
     probe.close();
+    return 0;
   } finally {
     for (const s of sockets) s.close();
     await gw?.stop();
     await db.close();
   }
 }
-
-await main();
