@@ -14,7 +14,13 @@ import {
   settledRss,
   toRunResult,
 } from './bench/measure.js';
-import { cliCommand, liveServerPids, type ServerProcess, scriptCommand, startServer } from './bench/server-process.js';
+import {
+  type ServerProcess,
+  scriptCommand,
+  startServer,
+  startGatewayServer,
+  onInterrupt,
+} from './bench/server-process.js';
 import { formatBenchTable, formatIdleTable, type IdleResult } from './bench/table.js';
 import { liveWorkerPids, runLoad } from './loadtest/run-load.js';
 import { seed } from './seed.js';
@@ -116,18 +122,11 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function startTarget(name: RunName, db: BenchDatabase): Promise<ServerProcess> {
   if (name === 'echo') return startServer('echo server', scriptCommand('./echo-server.js'));
-  const args = [
-    ...cliCommand(),
-    'serve',
-    '--database-url',
-    db.gatewayUrl,
-    '--listen',
-    '127.0.0.1:0',
+  return startGatewayServer(`gateway (${name})`, db.gatewayUrl, [
     '--shutdown-timeout',
     '5s',
     ...(name === 'uncached' ? ['--workspace-cache', 'off'] : []),
-  ];
-  return startServer(`gateway (${name})`, args, { env: { AGENTGATE_LOG_LEVEL: 'info' } });
+  ]);
 }
 
 /** `agentgate bench ...`; returns the exit code. */
@@ -135,24 +134,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   const args = parseBenchArgs(argv, env);
   const abort = new AbortController();
   let db: BenchDatabase | undefined;
-  let interrupts = 0;
-  const onSignal = () => {
-    interrupts++;
-    abort.abort();
-    log(interrupts > 1 ? 'interrupted again: killing everything' : 'interrupted: stopping (Ctrl-C again to kill)');
-    if (interrupts > 1) {
-      for (const pid of [...liveWorkerPids, ...liveServerPids, ...(db?.pg.pid ? [db.pg.pid] : [])]) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopInterrupts = onInterrupt(abort, log, () => [...liveWorkerPids, ...(db?.pg.pid ? [db.pg.pid] : [])]);
 
   const started = performance.now();
   const runs: RunResult[] = [];
@@ -225,8 +207,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       idle = await measureIdle(db, tokens.slice(0, args.idleSessions), args, abort.signal);
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopInterrupts();
     await db?.close();
   }
 

@@ -12,7 +12,7 @@ import { formatProtoDuration } from '@agentgate/shared';
 import fc from 'fast-check';
 import { type BenchDatabase, startBenchDatabase } from './bench/bench-db.js';
 import { rssKiB } from './bench/proc-stats.js';
-import { cliCommand, liveServerPids, type ServerProcess, startServer } from './bench/server-process.js';
+import { liveServerPids, type ServerProcess, startGatewayServer } from './bench/server-process.js';
 import { type DriveResult, FuzzDriver, formatMismatch, mergeResults } from './fuzz/driver.js';
 import { FUZZ_METADATA_KEYS, frameArbitrary } from './fuzz/generate.js';
 import type { FuzzTarget } from './fuzz/oracle.js';
@@ -97,26 +97,16 @@ async function embeddedTarget(maxFrameBytes: number, reportIntervalMs: number): 
     db = undefined;
   };
   try {
-    server = await startServer(
-      'gateway',
-      [
-        ...cliCommand(),
-        'serve',
-        '--database-url',
-        db.gatewayUrl,
-        '--listen',
-        '127.0.0.1:0',
-        '--session-rate',
-        String(EMBEDDED_SESSION_RATE),
-        '--max-frame-bytes',
-        String(maxFrameBytes),
-        '--stats-report-interval',
-        `${reportIntervalMs}ms`,
-        '--shutdown-timeout',
-        '5s',
-      ],
-      { env: { AGENTGATE_LOG_LEVEL: 'info' } },
-    );
+    server = await startGatewayServer('gateway', db.gatewayUrl, [
+      '--session-rate',
+      String(EMBEDDED_SESSION_RATE),
+      '--max-frame-bytes',
+      String(maxFrameBytes),
+      '--stats-report-interval',
+      `${reportIntervalMs}ms`,
+      '--shutdown-timeout',
+      '5s',
+    ]);
     log(`gateway ${server.url} (pid ${server.pid})`);
     return { url: server.url, admin: db.admin, pid: server.pid, paced: undefined, close };
   } catch (e) {

@@ -14,7 +14,7 @@ import http from 'node:http';
 import WebSocket from 'ws';
 import { type OptionTable, parse } from '@agentgate/gateway/options';
 import { startBenchDatabase } from './bench/bench-db.js';
-import { cliCommand, startServer } from './bench/server-process.js';
+import { type startServer, startGatewayServer } from './bench/server-process.js';
 import { seed } from './seed.js';
 
 export const SCRAPE_OPTIONS = {
@@ -102,15 +102,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   try {
     process.stdout.write(`seeding ${AGENTS} agents\n`);
     const agents = await seed(db.admin, { agents: AGENTS + 1 });
-    gw = await startServer(
+    gw = await startGatewayServer(
       'gateway',
+      db.gatewayUrl,
       [
-        ...cliCommand(),
-        'serve',
-        '--database-url',
-        db.gatewayUrl,
-        '--listen',
-        '127.0.0.1:0',
         '--workers',
         String(WORKERS),
         '--session-rate',
@@ -121,7 +116,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         '--stats-report-interval',
         '10m',
       ],
-      { env: { AGENTGATE_LOG_LEVEL: 'info' }, timeoutMs: 60_000 },
+      { timeoutMs: 60_000 },
     );
     const httpUrl = gw.url.replace(/^ws:/, 'http:').replace(/\/api\/.*$/, '');
     const probeAgent = agents.pop()!;

@@ -10,7 +10,7 @@ import { type OptionTable, parse } from '@agentgate/gateway/options';
 import type { Sql } from '@agentgate/gateway/store/db';
 import { type BenchDatabase, startBenchDatabase } from './bench/bench-db.js';
 import { rssKiB } from './bench/proc-stats.js';
-import { cliCommand, liveServerPids, type ServerProcess, startServer } from './bench/server-process.js';
+import { type ServerProcess, startGatewayServer, onInterrupt } from './bench/server-process.js';
 import { formatSummary, ProgressPrinter } from './loadtest/report.js';
 import { type LoadReport, liveWorkerPids, runLoad } from './loadtest/run-load.js';
 import { seed } from './seed.js';
@@ -126,24 +126,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   const abort = new AbortController();
   let db: BenchDatabase | undefined;
   let server: ServerProcess | undefined;
-  let interrupts = 0;
-  const onSignal = () => {
-    interrupts++;
-    abort.abort();
-    log(interrupts > 1 ? 'interrupted again: killing everything' : 'interrupted: stopping (Ctrl-C again to kill)');
-    if (interrupts > 1) {
-      for (const pid of [...liveWorkerPids, ...liveServerPids, ...(db?.pg.pid ? [db.pg.pid] : [])]) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopInterrupts = onInterrupt(abort, log, () => [...liveWorkerPids, ...(db?.pg.pid ? [db.pg.pid] : [])]);
 
   const samples: Sample[] = [];
   let report: LoadReport;
@@ -156,20 +139,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     db = await startBenchDatabase();
     log(`seeding ${o.agents} agents (${o.metadataKeys} metadata keys each) ...`);
     const tokens = (await seed(db.admin, { agents: o.agents, metadataKeys: o.metadataKeys })).map((a) => a.token);
-    server = await startServer(
-      'gateway',
-      [
-        ...cliCommand(),
-        'serve',
-        '--database-url',
-        db.gatewayUrl,
-        '--listen',
-        '127.0.0.1:0',
-        '--shutdown-timeout',
-        '10s',
-      ],
-      { env: { AGENTGATE_LOG_LEVEL: 'info' } },
-    );
+    server = await startGatewayServer('gateway', db.gatewayUrl, ['--shutdown-timeout', '10s']);
     const gw = server;
     const httpUrl = gw.url.replace(/^ws/, 'http').replace(/\/api\/.*$/, '');
     log(`gateway ${gw.url} (pid ${gw.pid}); ${o.agents} agents, ${o.duration / 1000} s`);
@@ -221,8 +191,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     rows = { stats: await statsRows(db.admin), metadataUpdates: (await metadataRowUpdates(db.admin)) - updates0 };
     if (report.connected === 0) exitCode = 1;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopInterrupts();
     await server?.stop();
     await db?.close();
   }

@@ -18,7 +18,7 @@ import {
   startBenchDatabase,
   workspaceScans,
 } from './bench/bench-db.js';
-import { cliCommand, liveServerPids, type ServerProcess, startServer } from './bench/server-process.js';
+import { liveServerPids, type ServerProcess, startGatewayServer } from './bench/server-process.js';
 import { seed } from './seed.js';
 import {
   CHANGE_KINDS,
@@ -210,23 +210,18 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
 
     log(`starting ${o.replicas} replica(s) x ${o.workers} worker(s) ...`);
     for (let r = 0; r < o.replicas; r++) {
-      const args = [
-        ...cliCommand(),
-        'serve',
-        '--database-url',
-        db.url,
-        '--listen',
-        '127.0.0.1:0',
-        '--workers',
-        String(o.workers),
-        '--workspace-refresh-interval',
-        `${o.refreshInterval}ms`,
-        '--admin-token',
-        adminToken,
-        '--shutdown-timeout',
-        '5s',
-      ];
-      servers.push(await startServer(`replica ${r}`, args, { env: { AGENTGATE_LOG_LEVEL: 'info' } }));
+      servers.push(
+        await startGatewayServer(`replica ${r}`, db.url, [
+          '--workers',
+          String(o.workers),
+          '--workspace-refresh-interval',
+          `${o.refreshInterval}ms`,
+          '--admin-token',
+          adminToken,
+          '--shutdown-timeout',
+          '5s',
+        ]),
+      );
     }
     const httpUrls = servers.map((s) => s.url.replace(/^ws:/, 'http:').replace(/\/api\/.*$/, ''));
     await waitListening(httpUrls);

@@ -1,6 +1,12 @@
 // UpdateStats (SPEC §4): one stats row per report, answered after commit; agent metrics exported
 // with identity labels; activity (connectionCount > 0) bumps, notifies and marks the workspace used.
-import { type ParamError, type Stats, UpdateStatsParams, type UpdateStatsResult } from '@agentgate/shared';
+import {
+  type ParamError,
+  STATS_INT_FIELDS,
+  type Stats,
+  UpdateStatsParams,
+  type UpdateStatsResult,
+} from '@agentgate/shared';
 import type { AgentMetrics } from '../ops/agent-metrics.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
@@ -13,18 +19,6 @@ import { compile, schemaErrors, storable, toInt } from './params.js';
 import type { Handler } from './types.js';
 
 const check = compile(UpdateStatsParams);
-
-const INT_FIELDS = [
-  'connectionCount',
-  'rxPackets',
-  'rxBytes',
-  'txPackets',
-  'txBytes',
-  'sessionCountVscode',
-  'sessionCountJetbrains',
-  'sessionCountReconnectingPty',
-  'sessionCountSsh',
-] as const;
 
 export interface StatsDeps {
   writer: BatchWriter<StatsRow>;
@@ -95,7 +89,7 @@ export function statsHandler(deps: StatsDeps): Handler {
 function statsRow(stats: Stats): { row: StatsRow } | { errors: ParamError[] } {
   const errors: ParamError[] = [];
   const ints: Record<string, number> = {};
-  for (const f of INT_FIELDS) {
+  for (const f of STATS_INT_FIELDS) {
     const n = toInt(stats[f]);
     if (n < 0) errors.push({ path: `/stats/${f}`, message: 'Expected a safe integer' });
     ints[f] = n;

@@ -28,8 +28,51 @@ export function scriptCommand(relativeToBench: string): string[] {
 }
 
 /** `node scripts/bin/agentgate.js`: the CLI of this package (its compiled build, even under tsx). */
-export function cliCommand(): string[] {
+function cliCommand(): string[] {
   return [fileURLToPath(new URL('../../bin/agentgate.js', import.meta.url))];
+}
+
+/**
+ * `agentgate serve` on `databaseUrl`, on a free loopback port, logging at info, with `extra` flags:
+ * the gateway under test of bench, soak, fuzz, scrape and staleness.
+ */
+export function startGatewayServer(
+  name: string,
+  databaseUrl: string,
+  extra: string[],
+  opts: { timeoutMs?: number } = {},
+): Promise<ServerProcess> {
+  const args = [...cliCommand(), 'serve', '--database-url', databaseUrl, '--listen', '127.0.0.1:0', ...extra];
+  return startServer(name, args, { env: { AGENTGATE_LOG_LEVEL: 'info' }, ...opts });
+}
+
+/**
+ * Ctrl-C handling of a long run (returns its remover): the first SIGINT/SIGTERM aborts `abort` (the run stops and cleans
+ * up); a second kills every process this one started, by PID, and exits 130.
+ */
+export function onInterrupt(abort: AbortController, log: (line: string) => void, morePids: () => number[]): () => void {
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    abort.abort();
+    log(interrupts > 1 ? 'interrupted again: killing everything' : 'interrupted: stopping (Ctrl-C again to kill)');
+    if (interrupts > 1) {
+      for (const pid of [...liveServerPids, ...morePids()]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
 }
 
 export async function startServer(

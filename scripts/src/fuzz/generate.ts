@@ -3,6 +3,7 @@
 // batches (empty, full, over 64), notifications, unknown methods, binary frames, invalid UTF-8 and
 // frames around the size limit. A seed and a count give the same frames every time (fc.sample).
 import fc, { type Arbitrary } from 'fast-check';
+import { INT_FIELDS } from './oracle.js';
 import { type Json, Obj, Raw, textFrame, toJson, type WireFrame } from './wire.js';
 
 export interface GeneratorTarget {
@@ -257,18 +258,6 @@ function metric(shape: Shape): Arbitrary<Json> {
     opt('labels', field(labels, shape.fuzzy)),
   ]);
 }
-
-const INT_FIELDS = [
-  'connectionCount',
-  'rxPackets',
-  'rxBytes',
-  'txPackets',
-  'txBytes',
-  'sessionCountVscode',
-  'sessionCountJetbrains',
-  'sessionCountReconnectingPty',
-  'sessionCountSsh',
-];
 
 const noMember = fc.constant<Member>(undefined);
 

@@ -17,7 +17,7 @@ const MAX_BATCH = 64;
 const KEYS_BUDGET_BYTES = 6144;
 const VALUE_LIMIT_BYTES = 2048;
 const METRIC_TYPES = new Set(['TYPE_UNSPECIFIED', 'COUNTER', 'GAUGE']);
-const INT_FIELDS = [
+export const INT_FIELDS = [
   'connectionCount',
   'rxPackets',
   'rxBytes',

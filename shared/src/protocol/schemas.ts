@@ -20,6 +20,19 @@ export const Metric = Type.Object({
 });
 export type Metric = Static<typeof Metric>;
 
+/** The int counters of Stats (SPEC §4): missing ones are 0. */
+export const STATS_INT_FIELDS = [
+  'connectionCount',
+  'rxPackets',
+  'rxBytes',
+  'txPackets',
+  'txBytes',
+  'sessionCountVscode',
+  'sessionCountJetbrains',
+  'sessionCountReconnectingPty',
+  'sessionCountSsh',
+] as const;
+
 export const Stats = Type.Object({
   connectionsByProto: Type.Optional(Type.Record(Type.String(), Int)),
   connectionCount: Type.Optional(Int),
