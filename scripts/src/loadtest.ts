@@ -10,7 +10,7 @@ import { type LoadMode, type LoadReport, liveWorkerPids, runLoad } from './loadt
 import { seed } from './seed.js';
 
 /** Agents per worker process by default: well under the 20 000 open files of one process. */
-const AGENTS_PER_PROC = 15_000;
+export const AGENTS_PER_PROC = 15_000;
 
 export const LOADTEST_OPTIONS = {
   url: {

@@ -13,10 +13,8 @@ import { rssKiB } from './bench/proc-stats.js';
 import { type ServerProcess, startGatewayServer, onInterrupt } from './bench/server-process.js';
 import { formatSummary, ProgressPrinter } from './loadtest/report.js';
 import { type LoadReport, liveWorkerPids, runLoad } from './loadtest/run-load.js';
+import { AGENTS_PER_PROC, LOADTEST_OPTIONS } from './loadtest.js';
 import { seed } from './seed.js';
-
-/** Agents per load process (as loadtest): well under the 20 000 open files of one process. */
-const AGENTS_PER_PROC = 15_000;
 
 export const SOAK_OPTIONS = {
   agents: { flag: '--agents', kind: 'int', min: 1, default: '5000', help: 'agents, each with its own socket' },
@@ -50,14 +48,7 @@ export const SOAK_OPTIONS = {
     min: 500,
     help: "how often the gateway's RSS and event-loop delay are sampled",
   },
-  procs: {
-    flag: '--procs',
-    kind: 'int',
-    min: 1,
-    arg: 'P',
-    defaultHelp: `one per ${AGENTS_PER_PROC} agents`,
-    help: 'load generator processes',
-  },
+  procs: LOADTEST_OPTIONS.procs,
   ramp: { flag: '--ramp', kind: 'int', min: 1, default: '1000', help: 'new connections per second' },
   json: { flag: '--json', kind: 'out-file', help: 'write the results (and every sample) as JSON here' },
 } as const satisfies OptionTable;
