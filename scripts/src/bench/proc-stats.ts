@@ -33,7 +33,7 @@ export function rssKiB(pid: number): number {
 }
 
 /** PIDs whose parent is `ppid` (e.g. PostgreSQL's backends under its postmaster). */
-function childPids(ppid: number): number[] {
+export function childPids(ppid: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;

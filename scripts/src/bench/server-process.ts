@@ -42,8 +42,9 @@ export function startGatewayServer(
   extra: string[],
   opts: { timeoutMs?: number } = {},
 ): Promise<ServerProcess> {
-  const args = [...cliCommand(), 'serve', '--database-url', databaseUrl, '--listen', '127.0.0.1:0', ...extra];
-  return startServer(name, args, { env: { AGENTGATE_LOG_LEVEL: 'info' }, ...opts });
+  // The URL (with its password) goes through the environment: argv is world-readable in `ps`.
+  const args = [...cliCommand(), 'serve', '--listen', '127.0.0.1:0', ...extra];
+  return startServer(name, args, { env: { AGENTGATE_LOG_LEVEL: 'info', DATABASE_URL: databaseUrl }, ...opts });
 }
 
 /**

@@ -49,6 +49,11 @@ export interface EngineSnapshot {
   acked: number;
   /** Of `acked`: UpdateStats and BatchUpdateMetadata frames. */
   ackedByMethod: Record<Method, number>;
+  /**
+   * Every frame of the whole run, inside the measurement window or not (warm-up, cool-down): what
+   * the database must hold. `unknown` failed with no known outcome (timeout, closed socket).
+   */
+  allFrames: { acked: Record<Method, number>; unknown: number };
   errors: Record<string, number>;
   reconnects: number;
   disconnects: number;
@@ -101,6 +106,8 @@ export class LoadEngine {
   private sent = 0;
   private acked = 0;
   private readonly ackedByMethod: Record<Method, number> = { stats: 0, metadata: 0 };
+  private readonly allAcked: Record<Method, number> = { stats: 0, metadata: 0 };
+  private allUnknown = 0;
   private readonly errors: Record<string, number> = {};
   private live = 0;
   private connected = 0;
@@ -368,6 +375,7 @@ export class LoadEngine {
 
   private onAck(a: LoadAgent, method: Method, t: number, measured: boolean): void {
     a.inflight--;
+    this.allAcked[method]++;
     if (measured && !this.booksClosed) {
       this.measuredInflight--;
       this.acked++;
@@ -381,6 +389,7 @@ export class LoadEngine {
 
   private onFail(a: LoadAgent, err: unknown, measured: boolean): void {
     a.inflight--;
+    if (!(err instanceof RpcCallError)) this.allUnknown++;
     if (measured && !this.booksClosed) {
       this.measuredInflight--;
       this.count(callErrorKey(err));
@@ -401,6 +410,7 @@ export class LoadEngine {
       sent: this.sent,
       acked: this.acked,
       ackedByMethod: { ...this.ackedByMethod },
+      allFrames: { acked: { ...this.allAcked }, unknown: this.allUnknown },
       errors: { ...this.errors },
       reconnects: this.reconnects,
       disconnects: this.disconnects,

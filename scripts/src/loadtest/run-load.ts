@@ -67,6 +67,8 @@ export interface LoadReport {
   acked: number;
   /** Of `acked`: UpdateStats and BatchUpdateMetadata frames. */
   ackedByMethod: { stats: number; metadata: number };
+  /** Every frame of the run, measured or not (warm-up, cool-down): to compare with what was stored. */
+  allFrames: { acked: { stats: number; metadata: number }; unknown: number };
   errors: Record<string, number>;
   framesPerSec: number;
   latencyMs: LatencyMs;
@@ -347,6 +349,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   let maxLag = 0;
   const skipped = { disconnected: 0, inflightCap: 0 };
   const ackedByMethod = { stats: 0, metadata: 0 };
+  const allFrames = { acked: { stats: 0, metadata: 0 }, unknown: 0 };
   for (const w of workers) {
     if (w.total) mergeEncoded(total, w.total);
     else total.add(w.runWindows);
@@ -354,6 +357,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     if (!s) continue;
     ackedByMethod.stats += s.ackedByMethod.stats;
     ackedByMethod.metadata += s.ackedByMethod.metadata;
+    allFrames.acked.stats += s.allFrames.acked.stats;
+    allFrames.acked.metadata += s.allFrames.acked.metadata;
+    allFrames.unknown += s.allFrames.unknown;
     disconnects += s.disconnects;
     maxLag = Math.max(maxLag, s.maxScheduleLagMs);
     skipped.disconnected += s.skipped.disconnected;
@@ -366,6 +372,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     sent: final.sent,
     acked: final.acked,
     ackedByMethod,
+    allFrames,
     errors: final.errors,
     framesPerSec: durationS > 0 ? Math.round((final.acked / durationS) * 10) / 10 : 0,
     latencyMs: latencyMs(total),
