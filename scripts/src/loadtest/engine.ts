@@ -36,6 +36,8 @@ export interface EngineConfig {
   requestTimeoutMs: number;
   /** How long to wait for answers after the last frame was sent. */
   drainMs: number;
+  /** The local address of this engine's sockets (see sourceAddress in run-load.ts). */
+  localAddress?: string;
 }
 
 type Method = 'stats' | 'metadata';
@@ -145,6 +147,7 @@ export class LoadEngine {
       reconnect: false, // the engine reconnects itself, to count every failed attempt
       requestTimeoutMs: this.cfg.requestTimeoutMs,
       connectTimeoutMs: 10_000,
+      ...(this.cfg.localAddress ? { localAddress: this.cfg.localAddress } : {}),
     });
     const a: LoadAgent = {
       client,

@@ -152,6 +152,19 @@ function inProcessWorker(): WorkerHandle {
   };
 }
 
+/**
+ * The source address of load process `index` when the target is on loopback: one (source, target)
+ * pair has only the ephemeral port range (about 28,000 ports), and a connect() that must search a
+ * nearly full range stalls the process in the kernel. Each process connects from its own loopback
+ * address (127.0.<index+1>.1, all of 127.0.0.0/8 is the loopback interface), so N processes hold N
+ * times as many sockets. Elsewhere the system picks the address.
+ */
+function sourceAddress(url: string, index: number, procs: number): string | undefined {
+  if (procs < 1 || index > 250) return undefined;
+  const host = new URL(url).hostname;
+  return /^127\.\d+\.\d+\.\d+$/.test(host) ? `127.0.${index + 1}.1` : undefined;
+}
+
 /** Splits `n` items into `parts` contiguous chunk sizes that differ by at most one. */
 export function splitSizes(n: number, parts: number): number[] {
   const base = Math.floor(n / parts);
@@ -181,7 +194,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
 
   const workers: WorkerState[] = [];
   let offset = 0;
-  for (const size of sizes) {
+  for (const [index, size] of sizes.entries()) {
+    const localAddress = sourceAddress(opts.url, index, procs);
     const share = n === 0 ? 0 : size / n;
     const mode: LoadMode =
       opts.mode.kind === 'rate' ? { kind: 'rate', framesPerSec: opts.mode.framesPerSec * share } : opts.mode;
@@ -194,6 +208,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       connectPhaseMs,
       requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
       drainMs,
+      ...(localAddress ? { localAddress } : {}),
     };
     offset += size;
     const handle = procs === 0 ? inProcessWorker() : forkWorker();

@@ -29,6 +29,8 @@ export interface AgentClientOptions {
   backoffMaxMs?: number;
   /** Stop after this many consecutive failed reconnect attempts (default unbounded). */
   maxReconnectAttempts?: number;
+  /** The local address to connect from (a load generator spreads its sockets over several). */
+  localAddress?: string;
 }
 
 /** The server answered a call with a JSON-RPC error. */
@@ -80,7 +82,7 @@ export interface AgentClientEvents {
 }
 
 export class AgentClient extends EventEmitter<AgentClientEvents> {
-  readonly opts: Required<AgentClientOptions>;
+  readonly opts: Required<Omit<AgentClientOptions, 'localAddress'>> & Pick<AgentClientOptions, 'localAddress'>;
   private ws: WebSocket | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -127,6 +129,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         headers,
         perMessageDeflate: false,
         handshakeTimeout: this.opts.connectTimeoutMs,
+        ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}),
       });
       this.ws = ws;
       let settled = false;
