@@ -66,7 +66,11 @@ export interface EngineSnapshot {
   windowMs: number;
 }
 
-const MAX_PENDING_HANDSHAKES = 256;
+/**
+ * Handshakes in progress per load process at most: under the gateway's 64 token checks at once
+ * (SPEC §3, beyond them 503), so that one load process connects without being refused.
+ */
+const MAX_PENDING_HANDSHAKES = 48;
 /** Frames sent per tick at most, so that a late generator never blocks its event loop for long. */
 const TICK_BUDGET = 2000;
 const TICK_MS = 2;
