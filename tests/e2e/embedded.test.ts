@@ -3,7 +3,7 @@
 // dir's parent is 0700 here, like a clone in /root: as root, the cluster and the binaries must live
 // where the postgres user can reach them (SPEC §7).
 import assert from 'node:assert/strict';
-import { lstatSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,8 @@ describe('serve on the embedded PostgreSQL', () => {
     first.child.kill('SIGTERM');
     assert.equal(await first.exited, 0);
     assert.equal(runningPostmaster(pgdata), undefined, 'PostgreSQL was stopped');
+    assert.equal(existsSync(`${pgdata}.port`), false, 'no port file of a stopped server is left behind');
+    assert.equal(existsSync(`${pgdata}.secret`), true, 'the password is kept with the data');
 
     const third = serveEmbedded(dir.dataDir);
     started.push(third);

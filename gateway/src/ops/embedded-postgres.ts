@@ -162,6 +162,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
           await Promise.race([gone, sleep(15_000)]);
           if (alive(server.pid)) server.child.kill('SIGKILL');
         }
+        // The port file says "a server runs here" to migrate/seed: not once it has stopped.
+        rmSync(sideFile(dataDir, 'port'), { force: true });
         releaseOwner(dataDir);
       },
     };
