@@ -11,7 +11,7 @@ import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './ops/embedd
 import { createLogger, type Logger } from './ops/log.js';
 import { connect, redactUrl } from './store/db.js';
 import { migrate } from './store/migrate.js';
-import { agentsUrl, startInstance } from './serve/instance.js';
+import { agentsUrl, metricsUrl, startInstance } from './serve/instance.js';
 import { ShutdownSignals } from './serve/signals.js';
 
 /** `agentgate serve`: returns the exit code; throws UsageError for what the user must fix. */
@@ -90,6 +90,7 @@ async function serve(config: Config, log: Logger, signals: ShutdownSignals): Pro
   log.info(
     {
       url: agentsUrl(config, instance.port),
+      ...(instance.metricsPort !== undefined ? { metricsUrl: metricsUrl(config, instance.metricsPort) } : {}),
       workspaceCache: config.workspaceCache ? 'on' : 'off',
       embeddedDatabase: db.embedded,
     },

@@ -204,3 +204,46 @@ describe('--max-connections', () => {
     await eventually('served again', async () => (await httpRequest(`${gw.httpUrl}/healthz`)).status === 200);
   });
 });
+
+describe('--metrics-listen', () => {
+  let db: TestDatabase;
+  let gw: GatewayProcess;
+  let opsUrl: string;
+  const ADMIN = `adm-${randomBytes(6).toString('hex')}`;
+
+  before(async () => {
+    db = await freshDatabase();
+    gw = await startGateway({
+      databaseUrl: db.url,
+      args: ['--metrics-listen', '127.0.0.1:0', '--admin-token', ADMIN],
+    });
+    const line = await gw.waitForLog((e) => e['msg'] === 'listening');
+    opsUrl = String(line['metricsUrl']);
+  });
+  after(async () => {
+    await gw?.stop();
+    await db?.drop();
+  });
+
+  test('/metrics and /debug/* move to the second listener; the agents keep theirs', async () => {
+    assert.match(opsUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.notEqual(opsUrl, gw.httpUrl);
+    const auth = { Authorization: `Bearer ${ADMIN}` };
+    // The agents' listener: no usernames, no session list.
+    assert.equal((await httpRequest(`${gw.httpUrl}/metrics`)).status, 404);
+    assert.equal((await httpRequest(`${gw.httpUrl}/debug/sessions`, { headers: auth })).status, 404);
+    assert.equal((await httpRequest(`${gw.httpUrl}/healthz`)).status, 200);
+    // The operators' listener: metrics and debug, but no agent endpoint.
+    const m = await httpRequest(`${opsUrl}/metrics`);
+    assert.equal(m.status, 200);
+    assert.match(m.body, /^agentgate_sessions /m);
+    assert.equal((await httpRequest(`${opsUrl}/debug/sessions`, { headers: auth })).status, 200);
+    assert.equal((await httpRequest(`${opsUrl}${RPC_PATH}`, { upgrade: true })).status, 404);
+    const fx = await createFixture(db.sql);
+    const c = await connectAgent(gw.url, fx.token);
+    await eventually('the session on the metrics listener', async () =>
+      /^agentgate_sessions 1$/m.test((await httpRequest(`${opsUrl}/metrics`)).body),
+    );
+    await c.close();
+  });
+});

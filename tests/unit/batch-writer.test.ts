@@ -332,6 +332,31 @@ describe('BatchWriter', () => {
     );
   });
 
+  test('an answer callback that throws is reported; its batch is not retried and the other frames are answered', async () => {
+    const clock = new FakeClock();
+    const store = new FakeStore(clock);
+    const bugs: unknown[] = [];
+    const writer = new BatchWriter<StatsRow>({
+      name: 'workspace_agent_stats',
+      maxBatch: 100,
+      write: (items, signal) => store.insertStatsBatch(items, signal),
+      buffer: new WriteBuffer(10),
+      clock,
+      hooks: { onSuccess: () => {}, onFailure: () => {}, onCallbackError: (err) => bugs.push(err) },
+    });
+    const outcomes: string[] = [];
+    writer.submit(row(1), () => {
+      throw new Error('a bug in the answer');
+    });
+    writer.submit(row(2), (o) => outcomes.push(o));
+    await settle();
+    await clock.advance(60_000);
+    assert.deepEqual(outcomes, ['ok'], 'the other frame is answered once');
+    assert.equal(store.count('insertStatsBatch'), 1, 'a committed batch is never written again');
+    assert.equal(store.statsRows.length, 2);
+    assert.equal(bugs.length, 1);
+  });
+
   test('a non-retryable error for a lone item → rejected, not retried', async () => {
     const { clock, store, answers, submit } = setup();
     store.fail('insertStatsBatch', invalidText());

@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CloseCode, MAX_UNANSWERED_PER_SESSION, RpcError, SLOW_CONSUMER_BYTES } from '@agentgate/shared';
 import { settle } from '../helpers/fake-clock.ts';
+import { AgentConnection } from '../../gateway/src/rpc/connection.ts';
+import type { Router } from '../../gateway/src/rpc/router.ts';
+import { FakeSocket } from '../helpers/fake-socket.ts';
 import { Harness } from './harness.ts';
 
 const stats = (id: number) =>
@@ -147,5 +150,28 @@ describe('AgentConnection', () => {
     assert.equal(done, false);
     await h.clock.advance(1);
     assert.equal(done, true);
+  });
+
+  test('an answer promise that rejects (a bug) is logged, never left unhandled; reading goes on', async () => {
+    const h = new Harness();
+    const fx = h.store.fixture();
+    const { session } = h.open(fx);
+    const socket = new FakeSocket();
+    const router = {
+      frame: () => ({ answer: Promise.reject(new Error('a bug in the router')), requests: 1 }),
+    } as unknown as Router;
+    const conn = new AgentConnection(socket, session, { router, clock: h.clock, log: h.log, sessionRate: 100 });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (r: unknown) => unhandled.push(r);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      for (let i = 0; i < MAX_UNANSWERED_PER_SESSION + 5; i++) conn.onMessage(frame(stats(i)), false);
+      await settle(20);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    assert.deepEqual(unhandled, []);
+    assert.equal(socket.isPaused, false, 'the failed answers are no longer counted as unanswered');
+    assert.ok(h.lines.some((l) => l.msg === 'a frame could not be answered'));
   });
 });

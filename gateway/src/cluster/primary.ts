@@ -7,7 +7,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config.js';
 import type { Logger } from '../ops/log.js';
-import { agentsUrl, checkListen } from '../serve/instance.js';
+import { agentsUrl, checkListen, metricsUrl } from '../serve/instance.js';
 import type { ShutdownSignals } from '../serve/signals.js';
 import { isOurs, sendMessage, type ToPrimary } from './ipc.js';
 import { RestartBackoff } from './restart-backoff.js';
@@ -56,6 +56,8 @@ export async function runPrimary(
     log.info(
       {
         url: agentsUrl(config, primary.port!),
+        // With port 0 each worker's metrics listener shares one random port the primary does not learn.
+        ...(config.metricsListenPort ? { metricsUrl: metricsUrl(config, config.metricsListenPort) } : {}),
         workers: config.workers,
         workspaceCache: config.workspaceCache ? 'on' : 'off',
         embeddedDatabase: db.embedded,

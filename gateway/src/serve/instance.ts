@@ -25,6 +25,8 @@ export interface GatewayInstance {
   readonly gateway: Gateway;
   /** The port actually bound (port 0 picks one). */
   readonly port: number;
+  /** The `--metrics-listen` listener's port actually bound, when there is one. */
+  readonly metricsPort: number | undefined;
   /**
    * SPEC §7: drains within the shutdown timeout unless `forced` settles first, then closes the
    * listeners and the pools. Resolves 'forced' when the drain was cut short.
@@ -97,6 +99,7 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
   return {
     gateway,
     port: boundPort(server) ?? config.listenPort,
+    metricsPort: opsServer ? (boundPort(opsServer) ?? config.metricsListenPort) : undefined,
     async shutdown(forced) {
       const budgetMs = config.shutdownTimeoutMs;
       // Whatever happens below, the process does not outlive the budget by much.
@@ -151,6 +154,13 @@ async function listen(server: Server, host: string, port: number): Promise<void>
       throw new UsageError(`cannot listen on ${host}:${port}: ${e.code}`);
     throw err;
   }
+}
+
+/** The `--metrics-listen` URL of the `"msg":"listening"` line. */
+export function metricsUrl(config: Config, port: number | undefined): string | undefined {
+  if (config.metricsListenHost === undefined || port === undefined) return undefined;
+  const host = config.metricsListenHost.includes(':') ? `[${config.metricsListenHost}]` : config.metricsListenHost;
+  return `http://${host}:${port}`;
 }
 
 /** The agents' URL of the `"msg":"listening"` line (SPEC §1). */
