@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CloseCode } from '@agentgate/shared';
-import { runningPostmaster } from '../../gateway/src/ops/embedded-postgres.ts';
+import { removeEmbeddedCluster, runningPostmaster } from '../../gateway/src/ops/embedded-postgres.ts';
 import { RawSocket, rpc } from '../helpers/agent-socket.ts';
 import { createFixture } from '../helpers/db-fixtures.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -139,8 +139,10 @@ describe('§7 signals: the embedded PostgreSQL', () => {
   });
   after(async () => {
     await gw?.stop('SIGKILL');
-    const pid = runningPostmaster(path.join(work, 'state', 'pgdata'));
+    const pgdata = path.join(work, 'state', 'pgdata');
+    const pid = runningPostmaster(pgdata);
     if (pid !== undefined) process.kill(pid, 'SIGKILL');
+    removeEmbeddedCluster(pgdata); // as root the cluster lives outside `work`
     rmSync(work, { recursive: true, force: true });
   });
 
