@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { type AgentClient, CloseCode, type DebugSession } from '@agentgate/shared';
-import { connectAgent } from '../helpers/agent-socket.ts';
+import { closeCode, connectAgent } from '../helpers/agent-socket.ts';
+import { debugSessionOf } from '../helpers/http.ts';
 import {
   claimPrebuild,
   createFixture,
@@ -24,22 +25,17 @@ import {
 import { readAgent, readBuild, readLastUsedAt, readMetadata, readStats } from '../helpers/db-reads.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { type GatewayProcess, startGateway } from '../helpers/gateway-process.ts';
-import { debugSessions } from '../helpers/http.ts';
 import { type Listener, listen } from '../helpers/listen.ts';
 import { metricSum, samples, scrape } from '../helpers/prometheus.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { MINUTE_MS } from '../helpers/time.ts';
-import { eventually, sleep, withTimeout } from '../helpers/wait.ts';
+import { eventually, sleep } from '../helpers/wait.ts';
 
 const ADMIN = `adm-${randomBytes(8).toString('hex')}`;
 /** SPEC §8's 1 s, with slack for polling and a loaded machine (see the header). */
 const WITHIN_MS = 1500;
 const COMMON = ['--workspace-refresh-interval', '1h', '--admin-token', ADMIN, '--usage-flush-interval', '200ms'];
 const listeningLine = (e: Record<string, unknown>) => e['msg'] === 'listening for identity changes';
-
-async function sessionOf(gw: GatewayProcess, agentId: string): Promise<DebugSession | undefined> {
-  return (await debugSessions(gw.httpUrl, ADMIN)).find((s) => s.agentId === agentId);
-}
 
 /** Waits (WITHIN_MS from `since`) until the agent's session on `gw` refreshed after `since` with outcome "changed". */
 async function reflected(gw: GatewayProcess, agentId: string, since: number, timeoutMs = WITHIN_MS): Promise<void> {
@@ -48,7 +44,7 @@ async function reflected(gw: GatewayProcess, agentId: string, since: number, tim
     await eventually(
       `the change to reach the session of ${agentId} on ${gw.httpUrl}`,
       async () => {
-        last = await sessionOf(gw, agentId);
+        last = await debugSessionOf(gw.httpUrl, ADMIN, agentId);
         return last?.lastRefreshOutcome === 'changed' && Date.parse(last.lastRefreshAt!) >= since - 5;
       },
       { timeoutMs: Math.max(1, since + timeoutMs - Date.now()), intervalMs: 20 },
@@ -62,15 +58,6 @@ async function reflected(gw: GatewayProcess, agentId: string, since: number, tim
         lines.slice(-15).join('\n'),
     );
   }
-}
-
-function closeCode(c: AgentClient, timeoutMs: number): Promise<number> {
-  if (!c.connected) return Promise.resolve(c.lastCloseCode);
-  return withTimeout(
-    new Promise<number>((resolve) => c.once('close', (code) => resolve(code))),
-    timeoutMs,
-    'the socket to close',
-  );
 }
 
 /** The agent-metric series of `agentName` on `gw` for the metric `name`. */
@@ -174,13 +161,22 @@ describe('§8 push invalidation across two gateway processes', () => {
     const fx = await createFixture(db.sql, { prebuild: true });
     const cs = await onBoth(fx);
     for (const g of gws)
-      assert.equal((await sessionOf(g, fx.agentId))?.identityCached, false, 'a prebuild is not cached');
+      assert.equal(
+        (await debugSessionOf(g.httpUrl, ADMIN, fx.agentId))?.identityCached,
+        false,
+        'a prebuild is not cached',
+      );
     const owner = randomUUID();
     await db.sql`insert into users (id, username) values (${owner}, ${uniq('claimer')})`;
     const t0 = Date.now();
     await claimPrebuild(db.sql, fx.workspaceId, owner);
     await Promise.all(gws.map((g) => reflected(g, fx.agentId, t0)));
-    for (const g of gws) assert.equal((await sessionOf(g, fx.agentId))?.identityCached, true, 'cached after the claim');
+    for (const g of gws)
+      assert.equal(
+        (await debugSessionOf(g.httpUrl, ADMIN, fx.agentId))?.identityCached,
+        true,
+        'cached after the claim',
+      );
     await Promise.all(cs.map((c) => c.updateStats({ rxBytes: 1 })));
     const rows = await readStats(db.sql, fx.agentId);
     assert.equal(rows.length, 2);
@@ -323,7 +319,7 @@ describe('§8 a deaf LISTEN connection (through a proxy) resyncs when it returns
     await renameWorkspace(db.sql, fx.workspaceId, name);
     // Deaf: nothing reaches the session (its timer would come in an hour; with the cache off there is none).
     await new Promise((r) => setTimeout(r, 800));
-    assert.equal((await sessionOf(gw, fx.agentId))?.lastRefreshOutcome, 'none');
+    assert.equal((await debugSessionOf(gw.httpUrl, ADMIN, fx.agentId))?.lastRefreshOutcome, 'none');
     const tRestore = Date.now();
     await proxy.restore();
     await gw.waitForLog((e) => e['msg'] === 'listening again', 15_000);
@@ -355,7 +351,8 @@ describe('§8 a deaf LISTEN connection (through a proxy) resyncs when it returns
       for (const fx of fxs) await tx`update workspaces set name = ${uniq('silent')} where id = ${fx.workspaceId}`;
     });
     await new Promise((r) => setTimeout(r, 300));
-    for (const fx of fxs) assert.equal((await sessionOf(gw, fx.agentId))?.lastRefreshOutcome, 'none');
+    for (const fx of fxs)
+      assert.equal((await debugSessionOf(gw.httpUrl, ADMIN, fx.agentId))?.lastRefreshOutcome, 'none');
     const tAll = Date.now();
     await db.sql`notify agentgate_identity, '{"all": true}'`;
     await Promise.all(fxs.map((fx) => reflected(gw, fx.agentId, tAll, 5000)));

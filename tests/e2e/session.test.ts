@@ -7,13 +7,12 @@ import {
   type AgentClient,
   CallAbortedError,
   CloseCode,
-  type DebugSession,
   PREBUILDS_OWNER_ID,
   RpcCallError,
   RPC_PATH,
   RpcError,
 } from '@agentgate/shared';
-import { connectAgent } from '../helpers/agent-socket.ts';
+import { closeCode, connectAgent } from '../helpers/agent-socket.ts';
 import {
   claimPrebuild,
   createFixture,
@@ -28,26 +27,13 @@ import {
 import { countStats, readStats } from '../helpers/db-reads.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { type GatewayProcess, startGateway } from '../helpers/gateway-process.ts';
-import { debugSessions, httpRequest } from '../helpers/http.ts';
+import { debugSessionOf, debugSessions, httpRequest } from '../helpers/http.ts';
 import { authCounters, samples, scrape } from '../helpers/prometheus.ts';
 import { RFC3339 } from '../helpers/time.ts';
-import { eventually, sleep, withTimeout } from '../helpers/wait.ts';
+import { eventually, sleep } from '../helpers/wait.ts';
 
 const ADMIN = `adm-${randomBytes(8).toString('hex')}`;
 const REFRESH_MS = 1000;
-
-function closeCode(c: AgentClient, timeoutMs: number): Promise<number> {
-  if (!c.connected) return Promise.resolve(c.lastCloseCode);
-  return withTimeout(
-    new Promise<number>((resolve) => c.once('close', (code) => resolve(code))),
-    timeoutMs,
-    'the socket to close',
-  );
-}
-
-async function sessionOf(gw: GatewayProcess, agentId: string): Promise<DebugSession | undefined> {
-  return (await debugSessions(gw.httpUrl, ADMIN)).find((s) => s.agentId === agentId);
-}
 
 interface GatewaySuite {
   db: TestDatabase;
@@ -105,7 +91,7 @@ describe('§5/§6 sessions with the identity cache', () => {
     await Promise.all(fxs.map(t.open));
     for (const fx of fxs) {
       const s = await eventually('the first refresh', async () => {
-        const x = await sessionOf(t.gw, fx.agentId);
+        const x = await debugSessionOf(t.gw.httpUrl, ADMIN, fx.agentId);
         return x?.lastRefreshAt !== null && x;
       });
       assert.ok(s);
@@ -133,10 +119,10 @@ describe('§5/§6 sessions with the identity cache', () => {
     await renameWorkspace(t.db.sql, fx.workspaceId, newName);
     await eventually(
       'lastRefreshOutcome "changed"',
-      async () => (await sessionOf(t.gw, fx.agentId))?.lastRefreshOutcome === 'changed',
+      async () => (await debugSessionOf(t.gw.httpUrl, ADMIN, fx.agentId))?.lastRefreshOutcome === 'changed',
       { timeoutMs: 3 * REFRESH_MS, intervalMs: 50 },
     );
-    assert.equal((await sessionOf(t.gw, fx.agentId))?.identityCached, true);
+    assert.equal((await debugSessionOf(t.gw.httpUrl, ADMIN, fx.agentId))?.identityCached, true);
     await c.updateStats({ metrics: [{ ...metrics[0]!, value: 2 }] });
     const all = await scrape(t.gw.httpUrl);
     const mine = samples(all, 'agentgate_agent_test_rename', { agent_name: fx.agentName });
@@ -150,7 +136,7 @@ describe('§5/§6 sessions with the identity cache', () => {
   test('a prebuild is never cached: frames take the slow path, refresh outcome "prebuild"', async () => {
     const fx = await createFixture(t.db.sql, { prebuild: true });
     const c = await t.open(fx);
-    assert.equal((await sessionOf(t.gw, fx.agentId))?.identityCached, false);
+    assert.equal((await debugSessionOf(t.gw.httpUrl, ADMIN, fx.agentId))?.identityCached, false);
     const c0 = await authCounters(t.gw.httpUrl);
     await c.updateStats({ connectionCount: 1 });
     await c.updateStats({ rxBytes: 5 });
@@ -164,7 +150,7 @@ describe('§5/§6 sessions with the identity cache', () => {
     const s = await eventually(
       'a refresh of the prebuild',
       async () => {
-        const x = await sessionOf(t.gw, fx.agentId);
+        const x = await debugSessionOf(t.gw.httpUrl, ADMIN, fx.agentId);
         return x?.lastRefreshAt !== null && x;
       },
       { timeoutMs: 3 * REFRESH_MS },
@@ -183,7 +169,11 @@ describe('§5/§6 sessions with the identity cache', () => {
     const rows = await readStats(t.db.sql, fx.agentId);
     assert.equal(rows.find((r) => r.rx_bytes === 1)?.user_id, PREBUILDS_OWNER_ID);
     assert.equal(rows.find((r) => r.rx_bytes === 2)?.user_id, owner, 'the first frame after the claim');
-    assert.equal((await sessionOf(t.gw, fx.agentId))?.identityCached, true, 'not cached after the claim');
+    assert.equal(
+      (await debugSessionOf(t.gw.httpUrl, ADMIN, fx.agentId))?.identityCached,
+      true,
+      'not cached after the claim',
+    );
     const c0 = await authCounters(t.gw.httpUrl);
     await c.updateStats({ rxBytes: 3 });
     await c.updateStats({ rxBytes: 4 });
@@ -259,11 +249,11 @@ describe('§6 with --workspace-cache off', () => {
     assert.equal(c1.miss - c0.miss, 3, 'misses');
     assert.equal(c1.fallback - c0.fallback, 3, 'fallback lookups');
     assert.equal(c1.hit - c0.hit, 0, 'hits');
-    assert.equal((await sessionOf(t.gw, fx.agentId))?.identityCached, false);
+    assert.equal((await debugSessionOf(t.gw.httpUrl, ADMIN, fx.agentId))?.identityCached, false);
     await sleep(2.2 * REFRESH_MS);
     const c2 = await authCounters(t.gw.httpUrl);
     assert.equal(c2.refresh, 0, 'a refresh ran with the cache off');
-    const s = await sessionOf(t.gw, fx.agentId);
+    const s = await debugSessionOf(t.gw.httpUrl, ADMIN, fx.agentId);
     assert.equal(s?.lastRefreshAt, null);
     assert.equal(s?.lastRefreshOutcome, 'none');
   });

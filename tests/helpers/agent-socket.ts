@@ -15,6 +15,16 @@ export async function connectAgent(
   return c;
 }
 
+/** The code the client's socket closed with: at once if it is closed, else within `timeoutMs`. */
+export function closeCode(c: AgentClient, timeoutMs: number): Promise<number> {
+  if (!c.connected) return Promise.resolve(c.lastCloseCode);
+  return withTimeout(
+    new Promise<number>((resolve) => c.once('close', (code) => resolve(code))),
+    timeoutMs,
+    'the socket to close',
+  );
+}
+
 export interface CloseInfo {
   code: number;
   reason: string;

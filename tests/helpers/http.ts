@@ -68,3 +68,12 @@ export async function debugSessions(httpUrl: string, adminToken: string): Promis
   if (r.status !== 200) throw new Error(`/debug/sessions answered ${r.status}: ${r.body}`);
   return (r.json as { sessions: DebugSession[] }).sessions;
 }
+
+/** The agent's session in `GET /debug/sessions`, or undefined. */
+export async function debugSessionOf(
+  httpUrl: string,
+  adminToken: string,
+  agentId: string,
+): Promise<DebugSession | undefined> {
+  return (await debugSessions(httpUrl, adminToken)).find((s) => s.agentId === agentId);
+}

@@ -19,7 +19,6 @@ import type { RegistryJson } from '../ops/metrics.js';
 import { AgentConnection } from '../rpc/connection.js';
 import { Router } from '../rpc/router.js';
 import { Session } from '../session/session.js';
-import type { IdentitySink } from '../store/identity-listener.js';
 import type { Store } from '../store/store.js';
 import { drain } from './drain.js';
 import { Heartbeat } from './heartbeat.js';
@@ -35,14 +34,6 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Health probe; defaults to store.ping (serve passes one on its own connection). */
   ping?: () => Promise<void>;
-  /** SPEC §8: the LISTEN connection whose notifications refresh the sessions they name. */
-  identityFeed?: IdentityFeed;
-}
-
-/** Where identity-change notifications come from (store/identity-listener.ts). */
-interface IdentityFeed {
-  start(sink: IdentitySink): void;
-  stop(): Promise<void>;
 }
 
 export class Gateway implements GatewayApi {
@@ -87,7 +78,6 @@ export class Gateway implements GatewayApi {
     this.health.start();
     this.heartbeat.start();
     this.core.agentMetrics.startSweeping(this.clock);
-    this.opts.identityFeed?.start(this.core.invalidation);
     const usage = () => {
       this.flushUsage();
       this.usageTimer = this.clock.setTimeout(usage, this.opts.config.usageFlushIntervalMs);
@@ -221,7 +211,6 @@ export class Gateway implements GatewayApi {
   }
 
   stop(): void {
-    void this.opts.identityFeed?.stop();
     this.health.stop();
     this.heartbeat.stop();
     this.core.agentMetrics.stopSweeping();

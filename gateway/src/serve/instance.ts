@@ -64,7 +64,6 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
     ping: async () => {
       await probe`select 1`;
     },
-    identityFeed,
   });
   const routesApi = api ? api(gateway) : gateway;
   const opsApart = config.metricsListenHost !== undefined;
@@ -95,6 +94,8 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
     throw err;
   }
   gateway.start();
+  // Its notifications refresh the sessions they name; endPools stops it.
+  identityFeed.start(gateway.core.invalidation);
 
   return {
     gateway,

@@ -43,12 +43,14 @@ function workspaceFrom(r: WorkspaceRecord): WorkspaceRow {
 }
 
 /**
- * Agent → resource → build → workspace (expanded), with the latest build number of the workspace:
- * the one query of the token check (SPEC §3, by token) and of the slow path (SPEC §6, by agent id).
+ * Agent → resource → build → workspace (expanded): the one query of the token check (SPEC §3, by
+ * token, with the workspace's latest build number) and of the slow path (SPEC §6, by agent id,
+ * which needs no latest build: `latest` is then the agent's own build number).
  */
 async function agentWorkspace(
   sql: Sql,
   where: ReturnType<Sql>,
+  latest: ReturnType<Sql>,
   signal?: AbortSignal,
 ): Promise<AgentWorkspaceRow | undefined> {
   const [r] = await cancellable(
@@ -56,7 +58,7 @@ async function agentWorkspace(
     sql<AgentWorkspaceRecord[]>`
     select a.id as agent_id, a.name as agent_name, a.deleted as agent_deleted, a.auth_token,
            b.build_number,
-           (select max(lb.build_number) from workspace_builds lb where lb.workspace_id = w.id) as latest_build_number,
+           ${latest} as latest_build_number,
            w.id, w.owner_id, w.organization_id, w.template_id, w.name, w.owner_username, w.template_name,
            w.autostart_schedule, w.deleted, w.dormant_at is not null as dormant
     from workspace_agents a
@@ -84,12 +86,17 @@ async function agentWorkspace(
  * `signal` cancels the query on the server (a token check that gives up must not hold a connection).
  */
 export function agentByToken(sql: Sql, token: string, signal?: AbortSignal): Promise<AgentWorkspaceRow | undefined> {
-  return agentWorkspace(sql, sql`a.auth_token = ${token}::uuid`, signal);
+  return agentWorkspace(
+    sql,
+    sql`a.auth_token = ${token}::uuid`,
+    sql`(select max(lb.build_number) from workspace_builds lb where lb.workspace_id = w.id)`,
+    signal,
+  );
 }
 
 /** SPEC §6 slow path: the same row by agent id. */
 export function workspaceByAgentId(sql: Sql, agentId: string): Promise<AgentWorkspaceRow | undefined> {
-  return agentWorkspace(sql, sql`a.id = ${agentId}::uuid`);
+  return agentWorkspace(sql, sql`a.id = ${agentId}::uuid`, sql`b.build_number`);
 }
 
 /** SPEC §5 refresh, batched: `where id = any(...)` for many sessions at once. */
