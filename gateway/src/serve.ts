@@ -8,6 +8,7 @@ import { type PreparedDatabase, runPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { type Config, loadConfig } from './config.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './ops/embedded-postgres.js';
+import { installLastResort } from './ops/last-resort.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { connect, redactUrl } from './store/db.js';
 import { migrate } from './store/migrate.js';
@@ -18,6 +19,7 @@ import { ShutdownSignals } from './serve/signals.js';
 export async function serveMain(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(argv, env);
   const log = createLogger(config.logLevel);
+  installLastResort(log);
   if (cluster.isWorker) return runWorker(config, log);
   // Before anything slow: a signal during startup stops what was started (SPEC §7).
   const signals = new ShutdownSignals(log).install();

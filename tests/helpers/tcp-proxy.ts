@@ -9,6 +9,8 @@ export interface TcpProxy {
   cut(): Promise<void>;
   /** Accepts connections again on the same port. */
   restore(): Promise<void>;
+  /** Resets every open connection (RST) and keeps accepting new ones: a database restart, or a flaky proxy. */
+  resetAll(): number;
   close(): Promise<void>;
 }
 
@@ -54,6 +56,12 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
       for (const s of open) s.resetAndDestroy();
       open.clear();
       await closing;
+    },
+    resetAll() {
+      const n = open.size;
+      for (const s of open) s.resetAndDestroy();
+      open.clear();
+      return n;
     },
     async restore() {
       if (server.listening) return;

@@ -2,6 +2,7 @@
 // once so that the hot path only increments. Agent-reported metrics come from AgentMetrics.
 import { type MethodName, Methods } from '@agentgate/shared';
 import client from 'prom-client';
+import { unhandledRejections } from './last-resort.js';
 
 const FRAME_OUTCOMES = ['ok', 'error', 'invalid', 'unauthorized', 'unavailable', 'rate_limited'] as const;
 export type FrameOutcome = (typeof FRAME_OUTCOMES)[number];
@@ -128,6 +129,17 @@ export class GatewayMetrics {
       this.pushed[t] = pushed.labels(t);
       this.pushed[t].inc(0);
     }
+    let rejectionsSeen = 0;
+    new client.Counter({
+      name: 'agentgate_unhandled_rejections_total',
+      help: 'Rejections nobody awaited, caught by the last-resort handler (SPEC §7); each is logged at error level.',
+      registers,
+      collect() {
+        const n = unhandledRejections();
+        if (n > rejectionsSeen) this.inc(n - rejectionsSeen);
+        rejectionsSeen = n;
+      },
+    });
     this.identityListening = new client.Gauge({
       name: 'agentgate_identity_listening',
       help: '1 while the LISTEN connection for identity changes is up.',

@@ -42,10 +42,18 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Sends a cancel request for `query` to the server when `signal` aborts. */
+/**
+ * Sends a cancel request for `query` to the server when `signal` aborts. The cancel travels on a
+ * connection of its own, whose failure (the server is gone) is of no interest: the query itself
+ * rejects. postgres.js returns that failure as a promise nobody else awaits (SPEC §7).
+ */
 export function cancellable<R>(signal: AbortSignal | undefined, query: Promise<R> & { cancel(): unknown }): Promise<R> {
   if (!signal) return query;
-  if (signal.aborted) query.cancel();
-  else signal.addEventListener('abort', () => query.cancel(), { once: true });
+  const cancel = () => {
+    const sent = query.cancel();
+    if (sent instanceof Promise) sent.catch(() => {});
+  };
+  if (signal.aborted) cancel();
+  else signal.addEventListener('abort', cancel, { once: true });
   return query;
 }
