@@ -94,8 +94,8 @@ describe('§7 chaos: a proxy that resets every database connection every 200–5
       where agent_id = any(${fxs.map((f) => f.agentId)}::uuid[]) group by agent_id, rx_bytes`;
     const stored = new Map<string, Map<number, number>>();
     for (const r of rows) {
-      let m = stored.get(r.agent_id);
-      if (!m) stored.set(r.agent_id, (m = new Map()));
+      const m = stored.get(r.agent_id) ?? new Map<number, number>();
+      stored.set(r.agent_id, m);
       m.set(Number(r.rx_bytes), r.n);
     }
     let ackedTotal = 0;
