@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { type OptionTable, parseWithSources, UsageError } from '@agentgate/gateway/options';
 import { connect } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
+import { DEFAULT_METADATA_KEYS } from './loadtest/frames.js';
 import { formatSummary, ProgressPrinter } from './loadtest/report.js';
 import { type LoadMode, type LoadReport, liveWorkerPids, runLoad } from './loadtest/run-load.js';
 import { seed } from './seed.js';
@@ -52,7 +53,7 @@ export const LOADTEST_OPTIONS = {
     flag: '--metadata-keys',
     kind: 'int',
     min: 0,
-    default: '4',
+    default: String(DEFAULT_METADATA_KEYS),
     arg: 'K',
     help: 'metadata keys per agent (m0..m{K-1}, as seed declares them)',
   },
