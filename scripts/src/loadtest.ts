@@ -6,7 +6,7 @@ import { type OptionTable, parseWithSources, UsageError } from '@agentgate/gatew
 import { connect } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
 import { DEFAULT_METADATA_KEYS } from './loadtest/frames.js';
-import { formatSummary, ProgressPrinter } from './loadtest/report.js';
+import { formatSummary, noConnectionLine, ProgressPrinter } from './loadtest/report.js';
 import { type LoadMode, type LoadReport, liveWorkerPids, runLoad } from './loadtest/run-load.js';
 import { seed } from './seed.js';
 
@@ -220,7 +220,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   process.stdout.write(`${formatSummary(report)}\n`);
   if (args.jsonFile) writeFileSync(args.jsonFile, reportJson(report));
   if (report.connected === 0) {
-    process.stderr.write('loadtest: no agent could connect\n');
+    process.stderr.write(`loadtest: ${noConnectionLine(report, args.url)}\n`);
     return 1;
   }
   return abort.signal.aborted ? 130 : 0;
