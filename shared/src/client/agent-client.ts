@@ -11,6 +11,7 @@ import {
   type MetadataItem,
   Methods,
   type RpcRequest,
+  type RpcResponse,
   type Stats,
   UpdateStatsResult,
 } from '../protocol/schemas.js';
@@ -323,12 +324,11 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       const problem = answerProblem(r) ?? ('result' in r ? p.checkResult?.(r['result']) : undefined);
       if (problem !== undefined) {
         p.reject(new BadAnswerError(p.method, problem, excerpt(r)));
-      } else if ('error' in r) {
-        const e = r['error'] as { code: number; message: string; data?: unknown };
-        p.reject(new RpcCallError(e.code, e.message, e.data));
-      } else {
-        p.resolve(r['result']);
+        continue;
       }
+      const answer = r as unknown as RpcResponse; // checked just above
+      if ('error' in answer) p.reject(new RpcCallError(answer.error.code, answer.error.message, answer.error.data));
+      else p.resolve(answer.result);
     }
   }
 
