@@ -215,7 +215,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
           result = result ? mergeResults(result, r) : r;
           if (target.pid && warmed === 0) warmed = await settledRss(target.pid);
           log(
-            `${done}/${o.frames} frames, ${result.mismatches.length} answered against the SPEC` +
+            `${done}/${o.frames} frames checked against the SPEC, ${mismatches(result.mismatches.length)}` +
               (target.pid ? `, RSS ${rssKiB(target.pid)} KiB` : ''),
           );
         }
@@ -266,7 +266,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   }
 
   const out = process.stdout;
-  if (shown.length > 0) out.write(`frames answered against the SPEC (first ${shown.length}):\n${shown.join('\n')}\n\n`);
+  if (shown.length > 0) {
+    out.write(
+      `frames the gateway answered otherwise than the SPEC says (first ${shown.length}):\n${shown.join('\n')}\n\n`,
+    );
+  }
   if (summary.stored.problems.length > 0) {
     out.write(`the database holds what it should not:\n  ${summary.stored.problems.slice(0, 20).join('\n  ')}\n\n`);
   }
@@ -280,7 +284,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       `  closes: ${Object.entries(s.closes)
         .map(([k, v]) => `${k} x${v}`)
         .join(', ')}`,
-      `  answered against the SPEC: ${s.mismatches}`,
+      `  checked against the SPEC: ${s.frames} frames, ${mismatches(s.mismatches)}`,
       `  stored: ${s.stored.statsRows} stats rows for ${s.stored.expectedStatsRows} valid frames, ${s.stored.metadataWrites} metadata writes; ${s.stored.problems.length} problem(s)`,
       `  neighbour: ${s.neighbour.acked} acknowledged, ${s.neighbour.stored} stored, ${s.neighbour.errors.length} error(s)${s.neighbour.errors.length ? `: ${s.neighbour.errors.slice(0, 3).join('; ')}` : ''}`,
       `  /healthz: ${s.healthz ?? 'no answer'}`,
@@ -295,4 +299,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   const clean =
     s.mismatches === 0 && s.stored.problems.length === 0 && s.neighbour.errors.length === 0 && s.healthz === 200;
   return clean ? 0 : 1;
+}
+
+/** `0 mismatches` reads as the good news it is; a bare `0 answered against the SPEC` read as a failure. */
+function mismatches(n: number): string {
+  return n === 1 ? '1 mismatch' : `${n} mismatches`;
 }

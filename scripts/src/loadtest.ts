@@ -5,7 +5,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { type OptionTable, parseWithSources, UsageError } from '@agentgate/gateway/options';
 import { connect } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
-import { formatSummary, ProgressPrinter } from './loadtest/report.js';
+import { DEFAULT_METADATA_KEYS } from './loadtest/frames.js';
+import { formatSummary, noConnectionLine, ProgressPrinter } from './loadtest/report.js';
 import { type LoadMode, type LoadReport, liveWorkerPids, runLoad } from './loadtest/run-load.js';
 import { seed } from './seed.js';
 
@@ -52,7 +53,7 @@ export const LOADTEST_OPTIONS = {
     flag: '--metadata-keys',
     kind: 'int',
     min: 0,
-    default: '4',
+    default: String(DEFAULT_METADATA_KEYS),
     arg: 'K',
     help: 'metadata keys per agent (m0..m{K-1}, as seed declares them)',
   },
@@ -219,7 +220,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   process.stdout.write(`${formatSummary(report)}\n`);
   if (args.jsonFile) writeFileSync(args.jsonFile, reportJson(report));
   if (report.connected === 0) {
-    process.stderr.write('loadtest: no agent could connect\n');
+    process.stderr.write(`loadtest: ${noConnectionLine(report, args.url)}\n`);
     return 1;
   }
   return abort.signal.aborted ? 130 : 0;

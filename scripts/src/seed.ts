@@ -2,7 +2,7 @@
 // jobs, one `start` build per workspace, resources, agents and their declared metadata keys, in
 // batched `unnest` statements, and writes the agents' tokens for the load test.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DATABASE_OPTIONS } from '@agentgate/gateway/config';
 import { resolveDatabase } from '@agentgate/gateway/ops/embedded-postgres';
@@ -10,6 +10,7 @@ import { type OptionTable, parse } from '@agentgate/gateway/options';
 import { connect, type Sql } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
 import { PREBUILDS_OWNER_ID } from '@agentgate/shared';
+import { DEFAULT_METADATA_KEYS, metadataKeyNames } from './loadtest/frames.js';
 
 export interface SeededAgent {
   agentId: string;
@@ -19,6 +20,7 @@ export interface SeededAgent {
 
 export interface SeedOptions {
   agents: number;
+  /** Declared metadata keys per agent (default 0 here; the CLI's default is the 4 keys `loadtest` sends). */
   metadataKeys?: number;
   /** Share of workspaces (0..1) owned by the prebuilds user: unclaimed prebuilds. */
   prebuildFraction?: number;
@@ -36,8 +38,8 @@ const HOUR_NS = 3_600_000_000_000;
 
 /**
  * Inserts `agents` workspaces, each with one agent and `metadataKeys` declared metadata keys
- * (`m0`..`m{K-1}`), in one transaction. Names carry a random suffix so that seeding the same
- * database again never collides.
+ * (`m0`..`m{K-1}`, the names `loadtest` sends), in one transaction. Names carry a random suffix so
+ * that seeding the same database again never collides.
  */
 export async function seed(sql: Sql, opts: SeedOptions): Promise<SeededAgent[]> {
   const n = opts.agents;
@@ -57,6 +59,7 @@ export async function seed(sql: Sql, opts: SeedOptions): Promise<SeededAgent[]> 
   );
   const userIds = Array.from({ length: Math.ceil(owned / WORKSPACES_PER_USER) }, () => randomUUID());
 
+  const keys = metadataKeyNames(k);
   const perBatch = Math.max(1, Math.min(MAX_WORKSPACES_PER_BATCH, Math.floor(ROWS_PER_STATEMENT / Math.max(1, k))));
   const out: SeededAgent[] = [];
 
@@ -131,8 +134,8 @@ export async function seed(sql: Sql, opts: SeedOptions): Promise<SeededAgent[]> 
       if (k > 0) {
         await tx`
           insert into workspace_agent_metadata (workspace_agent_id, key, display_name, script, timeout, "interval")
-          select a.id, 'm' || g.i, 'Metric ' || g.i, 'echo ' || g.i, 5, 10
-          from unnest(${agent}::uuid[]) as a(id) cross join generate_series(0, ${k - 1}::int) as g(i)`;
+          select a.id, g.key, 'Metric ' || (g.i - 1), 'echo ' || (g.i - 1), 5, 10
+          from unnest(${agent}::uuid[]) as a(id) cross join unnest(${keys}::text[]) with ordinality as g(key, i)`;
       }
       for (let i = 0; i < size; i++) out.push({ agentId: agent[i]!, workspaceId: ws.id[i]!, token: token[i]! });
       opts.onProgress?.(out.length, n);
@@ -153,9 +156,9 @@ export const SEED_OPTIONS = {
     flag: '--metadata-keys',
     kind: 'int',
     min: 0,
-    default: '0',
+    default: String(DEFAULT_METADATA_KEYS),
     arg: 'K',
-    help: 'metadata keys declared per agent (m0..m{K-1})',
+    help: 'metadata keys declared per agent (m0..m{K-1}, the keys loadtest sends; the gateway ignores undeclared keys)',
   },
   prebuildFraction: {
     flag: '--prebuild-fraction',
@@ -170,7 +173,7 @@ export const SEED_OPTIONS = {
     flag: '--out',
     kind: 'out-file',
     required: true,
-    help: 'where the tokens are written: [{agentId, workspaceId, token}]',
+    help: 'where the tokens are written (mode 0600): [{agentId, workspaceId, token}]',
   },
   ...DATABASE_OPTIONS,
 } as const satisfies OptionTable;
@@ -198,7 +201,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     });
     const seconds = ((performance.now() - started) / 1000).toFixed(2);
     // One entry per line: valid JSON that a human can still read and diff.
-    writeFileSync(args.out, `[\n${agents.map((a) => JSON.stringify(a)).join(',\n')}\n]\n`);
+    writeSecret(args.out, `[\n${agents.map((a) => JSON.stringify(a)).join(',\n')}\n]\n`);
     const prebuilds = Math.round(args.prebuildFraction * args.agents);
     console.log(
       `seeded ${agents.length} agents in ${agents.length} workspaces (${prebuilds} prebuilds), ` +
@@ -208,5 +211,21 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   } finally {
     await sql.end({ timeout: 5 });
     await db.stop();
+  }
+}
+
+/**
+ * Writes the tokens readable by their owner only (0600): a new file in the same directory, created
+ * exclusively, then renamed over `file`. An existing file's mode never applies, and nothing that had
+ * the old file open can read the new tokens.
+ */
+function writeSecret(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
   }
 }

@@ -61,7 +61,7 @@ describe('agentgate fuzz against a running gateway', () => {
     assert.equal(s.neighbour.stored, s.neighbour.acked);
     assert.equal(s.healthz, 200);
     assert.equal(s.rssKiB, null, 'the RSS of a gateway that is not a child is not known');
-    assert.match(r.stdout, /answered against the SPEC: 0/);
+    assert.match(r.stdout, /^ {2}checked against the SPEC: 300 frames, 0 mismatches$/m);
   });
 
   test('a gateway that answers otherwise than expected: exit 1 and the frames named', async () => {
@@ -71,6 +71,11 @@ describe('agentgate fuzz against a running gateway', () => {
     const s = JSON.parse(readFileSync(json, 'utf8')) as Summary;
     assert.ok(s.mismatches > 0);
     assert.match(r.stdout, /expected close 1009/);
+    assert.match(r.stdout, /^frames the gateway answered otherwise than the SPEC says \(first \d+\):$/m);
+    assert.match(
+      r.stdout,
+      new RegExp(`^ {2}checked against the SPEC: 300 frames, ${s.mismatches} mismatch(es)?$`, 'm'),
+    );
   });
 
   test('--url without --database-url is a usage error', async () => {

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -123,7 +124,7 @@ describe('loadtest against the echo server', () => {
   test('counts refused connections by HTTP status and exits non-zero when nothing connects', async () => {
     const { code, stderr, report } = await loadtestEcho(['--refuse', '401'], ['--duration', '1s']);
     assert.equal(code, 1);
-    assert.match(stderr, /no agent could connect/);
+    assert.match(stderr, /no agent could connect to ws:\S+ \(401:5\)/);
     assert.ok(report);
     assert.equal(report.connected, 0);
     assert.equal(report.sent, 0);
@@ -191,6 +192,25 @@ describe('loadtest without a server', () => {
       splitSizes(19_000, 2).reduce((x, y) => x + y, 0),
       19_000,
     );
+  });
+
+  test('a port where nothing listens: ECONNREFUSED named, and one line asks whether the gateway runs there', async () => {
+    // A loopback port that was free a moment ago.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const url = `ws://127.0.0.1:${port}/api/v2/workspaceagents/me/rpc`;
+    const { code, stderr, report } = await loadtest(['--url', url, '--tokens', tokensFile, '--duration', '1s']);
+    assert.equal(code, 1);
+    assert.ok(report);
+    assert.equal(report.connected, 0);
+    assert.deepEqual(Object.keys(report.errors), ['ECONNREFUSED']);
+    assert.ok(report.errors['ECONNREFUSED']! >= AGENTS);
+    const lines = stderr.split('\n').filter((l) => l.startsWith('loadtest: no agent'));
+    assert.deepEqual(lines, [
+      `loadtest: no agent could connect: ECONNREFUSED (nothing listens at ${url}): is the gateway running at that URL?`,
+    ]);
   });
 
   test('usage errors are one line and exit 2', async () => {

@@ -1,12 +1,14 @@
-// `agentgate seed` (SPEC §9) through the real CLI: the tokens file matches what is in the database,
-// agents resolve to their workspace the way the gateway resolves them (SPEC §2), and bad
-// arguments are one line on stderr with exit code 2.
+// `agentgate seed` (SPEC §9) through the real CLI: the tokens file matches what is in the database
+// and only its owner can read it, agents resolve to their workspace the way the gateway resolves
+// them (SPEC §2), the default keys are the ones loadtest sends, and bad arguments are one line on
+// stderr with exit code 2.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PREBUILDS_OWNER_ID } from '@agentgate/shared';
+import { DEFAULT_METADATA_KEYS, metadataKeyNames } from '../../scripts/src/loadtest/frames.ts';
 import { runCli } from '../helpers/cli.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 
@@ -151,10 +153,39 @@ describe('agentgate seed', () => {
     assert.equal(new Set(all.map((t) => t.token)).size, 16);
     const [after1] = await db.sql<{ n: number }[]>`select count(*)::int as n from workspace_agents`;
     assert.equal(after1!.n - before1!.n, 16);
-    const [meta] = await db.sql<{ n: number }[]>`
-      select count(*)::int as n from workspace_agent_metadata
-      where workspace_agent_id = any(${all.map((t) => t.agentId)}::uuid[])`;
-    assert.equal(meta!.n, 0, '--metadata-keys defaults to 0');
+    const meta = await db.sql<{ agent_id: string; keys: string[] }[]>`
+      select workspace_agent_id::text as agent_id, array_agg(key order by key) as keys
+      from workspace_agent_metadata
+      where workspace_agent_id = any(${all.map((t) => t.agentId)}::uuid[])
+      group by workspace_agent_id`;
+    // The first run declared the default keys, the very ones loadtest sends by default; the second none.
+    assert.equal(DEFAULT_METADATA_KEYS, 4);
+    const firstRun = new Set(readTokens(out1).map((t) => t.agentId));
+    assert.equal(meta.length, 7);
+    for (const row of meta) {
+      assert.ok(firstRun.has(row.agent_id));
+      assert.deepEqual(row.keys, metadataKeyNames(DEFAULT_METADATA_KEYS));
+    }
+  });
+
+  test('the tokens file is readable by its owner only (0600), also when it existed world-readable', async () => {
+    const fresh = path.join(dir, 'fresh.json');
+    const r1 = await runCli(['seed', '--database-url', db.url, '--agents', '2', '--out', fresh]);
+    assert.equal(r1.code, 0, r1.stderr);
+    assert.equal(statSync(fresh).mode & 0o777, 0o600);
+
+    const old = path.join(dir, 'old.json');
+    writeFileSync(old, 'old tokens');
+    chmodSync(old, 0o644);
+    const r2 = await runCli(['seed', '--database-url', db.url, '--agents', '3', '--out', old]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(statSync(old).mode & 0o777, 0o600);
+    assert.equal(readTokens(old).length, 3);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+      [],
+      'no temporary file is left behind',
+    );
   });
 
   test('bad arguments exit 2 with one line on stderr', async () => {

@@ -268,6 +268,27 @@ describe('UpdateStats', () => {
     assert.deepEqual(await h.cache(), { hit: 0, miss: 0 });
   });
 
+  test('3,000 bad connectionsByProto values → at most 10 errors, an answer smaller than the request', async () => {
+    const h = new Harness();
+    const s = h.connect(h.store.fixture());
+    // 17 digits: the schema's decimal-string pattern lets them through; the safe-integer check does not.
+    const unsafe = '99999999999999999';
+    const connectionsByProto: Record<string, string> = {};
+    for (let i = 0; i < 3000; i++) connectionsByProto[`proto-${i}`] = unsafe;
+    const params = { stats: { rxBytes: unsafe, connectionsByProto } };
+    const out = await h.stats(s, params);
+    assert.equal(out.error?.code, RpcError.InvalidParams);
+    const errors = (out.error!.data as { errors: { path: string }[] }).errors;
+    // The first ones found, in order: the top-level ints, then the map's keys.
+    assert.deepEqual(
+      errors.map((e) => e.path),
+      ['/stats/rxBytes', ...Array.from({ length: 9 }, (_, i) => `/stats/connectionsByProto/proto-${i}`)],
+    );
+    // Before the cap the answer listed all 3,001 (6x the request).
+    assert.ok(JSON.stringify(out.error).length < JSON.stringify(params).length / 10);
+    assert.equal(h.callCount(), 0);
+  });
+
   test('without stats: only the interval, no authorization, no store call', async () => {
     for (const cacheEnabled of [true, false]) {
       const h = new Harness({ cacheEnabled });

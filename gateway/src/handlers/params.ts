@@ -4,7 +4,8 @@ import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { type HandlerOutcome, invalidParams } from './outcome.js';
 
-const MAX_REPORTED_ERRORS = 10;
+/** `data.errors` of a -32602 lists at most this many (SPEC §4): the answer stays smaller than the request. */
+export const MAX_REPORTED_ERRORS = 10;
 
 export function compile<T extends TSchema>(schema: T): TypeCheck<T> {
   return TypeCompiler.Compile(schema);

@@ -15,7 +15,7 @@ import type { BatchWriter, WriteDone } from '../store/batch-writer.js';
 import { uuidv7 } from '../store/ids.js';
 import type { StatsRow } from '../store/store.js';
 import { constantResult, type HandlerOutcome, invalidParams, notAuthorized, writeFailed } from './outcome.js';
-import { compile, schemaErrors, storable, toInt } from './params.js';
+import { compile, MAX_REPORTED_ERRORS, schemaErrors, storable, toInt } from './params.js';
 import type { Handler } from './types.js';
 
 const check = compile(UpdateStatsParams);
@@ -88,10 +88,13 @@ export function statsHandler(deps: StatsDeps): Handler {
 /** Builds the row's measured part; ids and times are filled after authorization. */
 function statsRow(stats: Stats): { row: StatsRow } | { errors: ParamError[] } {
   const errors: ParamError[] = [];
+  const bad = (path: string) => {
+    if (errors.length < MAX_REPORTED_ERRORS) errors.push({ path, message: 'Expected a safe integer' });
+  };
   const ints: Record<string, number> = {};
   for (const f of STATS_INT_FIELDS) {
     const n = toInt(stats[f]);
-    if (n < 0) errors.push({ path: `/stats/${f}`, message: 'Expected a safe integer' });
+    if (n < 0) bad(`/stats/${f}`);
     ints[f] = n;
   }
   // No prototype: a `__proto__` key is a key like any other.
@@ -99,7 +102,7 @@ function statsRow(stats: Stats): { row: StatsRow } | { errors: ParamError[] } {
   if (stats.connectionsByProto) {
     for (const [proto, v] of Object.entries(stats.connectionsByProto)) {
       const n = toInt(v);
-      if (n < 0) errors.push({ path: `/stats/connectionsByProto/${proto}`, message: 'Expected a safe integer' });
+      if (n < 0) bad(`/stats/connectionsByProto/${proto}`);
       byProto[storable(proto)] = n;
     }
   }

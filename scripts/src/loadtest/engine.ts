@@ -94,8 +94,11 @@ interface LoadAgent {
   nextIsStats: boolean;
 }
 
+/** A refused upgrade by its HTTP status, a network error by its code (`ECONNREFUSED`), else `connect`. */
 function connectErrorKey(err: unknown): string {
-  return err instanceof ConnectRefusedError ? String(err.status) : 'connect';
+  if (err instanceof ConnectRefusedError) return String(err.status);
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code : 'connect';
 }
 
 function callErrorKey(err: unknown): string {

@@ -17,7 +17,13 @@ export function newTraffic(): AgentTraffic {
 
 const int = (max: number): number => Math.floor(Math.random() * (max + 1));
 
-/** The seed's metadata key names. */
+/**
+ * Metadata keys per agent that `seed` declares and `loadtest` sends by default: the same, or the
+ * gateway acknowledges the metadata frames and stores nothing (it ignores undeclared keys, SPEC §4).
+ */
+export const DEFAULT_METADATA_KEYS = 4;
+
+/** The metadata key names `seed` declares and `loadtest` sends (m0..m{K-1}). */
 export function metadataKeyNames(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `m${i}`);
 }

@@ -55,9 +55,18 @@ export class ProgressPrinter {
   }
 }
 
-/** Error keys of failed connection attempts: `connect` (network) or an HTTP status. */
+/** Error keys of failed connection attempts: an HTTP status, a network error's code (`ECONNREFUSED`) or `connect`. */
 function isConnectErrorKey(key: string): boolean {
-  return key === 'connect' || /^\d{3}$/.test(key);
+  return key === 'connect' || /^\d{3}$/.test(key) || /^E[A-Z]+$/.test(key);
+}
+
+/** Why no agent connected, in one line that says what to check. */
+export function noConnectionLine(r: Pick<LoadReport, 'errors'>, url: string): string {
+  if (r.errors['ECONNREFUSED']) {
+    return `no agent could connect: ECONNREFUSED (nothing listens at ${url}): is the gateway running at that URL?`;
+  }
+  const connectErrors = Object.fromEntries(Object.entries(r.errors).filter(([k]) => isConnectErrorKey(k)));
+  return `no agent could connect to ${url} (${formatErrors(connectErrors)})`;
 }
 
 const sum = (m: Record<string, number>): number => Object.values(m).reduce((a, b) => a + b, 0);

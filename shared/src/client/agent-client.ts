@@ -1,16 +1,19 @@
 // The agent side of the protocol: one socket, typed calls, timeouts, and reconnect with jittered
 // exponential backoff. A close with a "do not reconnect" code (4501) or a refused token ends it.
+// Answers are checked before they settle a call: a malformed one rejects that call, never the process.
 import { EventEmitter } from 'node:events';
+import type { TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import WebSocket from 'ws';
-import { shouldReconnect } from '../protocol/codes.js';
+import { CloseCode, shouldReconnect } from '../protocol/codes.js';
 import {
-  type BatchUpdateMetadataResult,
+  BatchUpdateMetadataResult,
   type MetadataItem,
   Methods,
   type RpcRequest,
   type RpcResponse,
   type Stats,
-  type UpdateStatsResult,
+  UpdateStatsResult,
 } from '../protocol/schemas.js';
 
 export interface AgentClientOptions {
@@ -25,9 +28,22 @@ export interface AgentClientOptions {
   connectTimeoutMs?: number;
   /** Reconnect after an unexpected close (default true). */
   reconnect?: boolean;
+  /** Ceiling of the first reconnect delay (default 250 ms); it doubles with each reconnect up to `backoffMaxMs`. */
   backoffInitialMs?: number;
+  /** Largest ceiling of a reconnect delay (default 30 s). */
   backoffMaxMs?: number;
-  /** Stop after this many consecutive failed reconnect attempts (default unbounded). */
+  /**
+   * A connection that stayed open this long resets the backoff (default 30 s). A shorter one does
+   * not: a gateway that accepts and then closes at once is backed off from like one that refuses.
+   */
+  stableAfterMs?: number;
+  /**
+   * After a close with 4009 (replaced by a newer session of the same agent), the delays start from
+   * this ceiling instead of `backoffInitialMs` (default 5 s), until a connection is stable again:
+   * agents sharing a token then take turns slowly instead of replacing each other in a loop.
+   */
+  replacedBackoffMs?: number;
+  /** Stop after this many consecutive reconnect attempts that did not open (default unbounded). */
   maxReconnectAttempts?: number;
   /** The local address to connect from (a load generator spreads its sockets over several). */
   localAddress?: string;
@@ -56,6 +72,18 @@ export class ConnectRefusedError extends Error {
   }
 }
 
+/** The answer to a call is not a JSON-RPC 2.0 answer this client can read; `answer` is its text (cut at 200 characters). */
+export class BadAnswerError extends Error {
+  constructor(
+    readonly method: string,
+    readonly problem: string,
+    readonly answer: string,
+  ) {
+    super(`${method}: malformed answer from the server (${problem}): ${answer}`);
+    this.name = 'BadAnswerError';
+  }
+}
+
 /** The call could not complete: timeout, or the socket closed before the answer came. */
 export class CallAbortedError extends Error {
   constructor(
@@ -68,9 +96,43 @@ export class CallAbortedError extends Error {
 }
 
 interface Pending {
+  method: string;
   resolve(v: unknown): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
+  /** Checks the result of a typed call; undefined when it is fine. */
+  checkResult: ResultCheck | undefined;
+}
+
+type ResultCheck = (result: unknown) => string | undefined;
+
+function resultCheck(schema: TSchema): ResultCheck {
+  const check = TypeCompiler.Compile(schema);
+  return (result) => {
+    if (check.Check(result)) return undefined;
+    const e = check.Errors(result).First();
+    return `result${e?.path ?? ''}: ${e?.message ?? 'does not match the schema'}`;
+  };
+}
+
+const checkUpdateStatsResult = resultCheck(UpdateStatsResult);
+const checkBatchUpdateMetadataResult = resultCheck(BatchUpdateMetadataResult);
+
+/** What is wrong with a JSON-RPC 2.0 answer (SPEC §4), or undefined when it can settle its call. */
+function answerProblem(r: Record<string, unknown>): string | undefined {
+  if (r['jsonrpc'] !== '2.0') return 'jsonrpc is not "2.0"';
+  const hasResult = 'result' in r;
+  const hasError = 'error' in r;
+  if (hasResult && hasError) return 'both result and error';
+  if (!hasResult && !hasError) return 'neither result nor error';
+  if (hasError) {
+    const e = r['error'];
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) return 'error is not an object';
+    const { code, message } = e as Record<string, unknown>;
+    if (!Number.isSafeInteger(code)) return 'error.code is not an integer';
+    if (typeof message !== 'string') return 'error.message is not a string';
+  }
+  return undefined;
 }
 
 export interface AgentClientEvents {
@@ -81,6 +143,12 @@ export interface AgentClientEvents {
   error: [err: Error];
 }
 
+/** An answer as it can be shown in an error message. */
+function excerpt(r: unknown): string {
+  const text = JSON.stringify(r);
+  return text.length > 200 ? `${text.slice(0, 200)}...` : text;
+}
+
 export class AgentClient extends EventEmitter<AgentClientEvents> {
   readonly opts: Required<Omit<AgentClientOptions, 'localAddress'>> & Pick<AgentClientOptions, 'localAddress'>;
   private ws: WebSocket | undefined;
@@ -88,7 +156,14 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
   private nextId = 1;
   private closedByUser = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private attempt = 0;
+  /** Reconnects scheduled since a connection last stayed up `stableAfterMs`: the backoff's exponent. */
+  private backoffStep = 0;
+  /** A 4009 closed a connection since then: the backoff starts from `replacedBackoffMs`. */
+  private replacedSinceStable = false;
+  /** Reconnects scheduled since the last open (for `maxReconnectAttempts`). */
+  private attemptsSinceOpen = 0;
+  /** performance.now() of the current connection's open. */
+  private openedAt = 0;
   /** Successful connections after the first. */
   reconnects = 0;
   private everConnected = false;
@@ -104,6 +179,8 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       reconnect: true,
       backoffInitialMs: 250,
       backoffMaxMs: 30_000,
+      stableAfterMs: 30_000,
+      replacedBackoffMs: 5_000,
       maxReconnectAttempts: Number.POSITIVE_INFINITY,
       ...opts,
     };
@@ -135,6 +212,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       let settled = false;
       /** The upgrade was refused: this socket's close is not a reason to reconnect. */
       let refused = false;
+      let opened = false;
       ws.on('unexpected-response', (_req, res) => {
         refused = true;
         const chunks: Buffer[] = [];
@@ -160,7 +238,9 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       ws.on('open', () => {
         if (this.everConnected) this.reconnects++;
         this.everConnected = true;
-        this.attempt = 0;
+        this.attemptsSinceOpen = 0;
+        this.openedAt = performance.now();
+        opened = true;
         settled = true;
         this.emit('open');
         resolve();
@@ -182,6 +262,13 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         this.lastCloseCode = code;
         this.failPending('closed', `socket closed with ${code}`);
         const reason = reasonBuf.toString();
+        // Only a connection that stayed up resets the backoff: one reset per open let agents that
+        // replace each other (4009 after 4009) reconnect every few hundred ms forever.
+        if (opened && performance.now() - this.openedAt >= this.opts.stableAfterMs) {
+          this.backoffStep = 0;
+          this.replacedSinceStable = false;
+        }
+        if (code === CloseCode.Replaced) this.replacedSinceStable = true;
         if (!settled) {
           settled = true;
           reject(new Error(`socket closed with ${code} before it opened`));
@@ -195,12 +282,18 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 
   private scheduleReconnect(): void {
     if (this.closedByUser || !this.opts.reconnect || this.reconnectTimer) return;
-    if (this.attempt >= this.opts.maxReconnectAttempts) return;
-    this.attempt++;
-    const ceiling = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** (this.attempt - 1));
-    // Full jitter: agents that lost the same gateway do not come back in one wave.
+    if (this.attemptsSinceOpen >= this.opts.maxReconnectAttempts) return;
+    this.attemptsSinceOpen++;
+    this.backoffStep++;
+    const first = this.replacedSinceStable
+      ? Math.max(this.opts.backoffInitialMs, this.opts.replacedBackoffMs)
+      : this.opts.backoffInitialMs;
+    const ceiling = Math.min(this.opts.backoffMaxMs, first * 2 ** Math.min(this.backoffStep - 1, 30));
+    // Equal jitter (half the ceiling, plus up to half at random), not full jitter: a delay never
+    // drops near 0, which would be a hot loop against a gateway that is down or keeps replacing us,
+    // and the random half still spreads agents that lost the same gateway over time.
     const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-    this.emit('reconnecting', this.attempt, delay);
+    this.emit('reconnecting', this.backoffStep, delay);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       this.open().catch(() => {
@@ -210,22 +303,32 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     this.reconnectTimer.unref?.();
   }
 
+  /** Settles the calls a message answers; a message or answer it cannot read never throws out of here. */
   private onMessage(text: string): void {
     let msg: unknown;
     try {
       msg = JSON.parse(text);
     } catch {
-      return;
+      return; // not JSON: no call can be told which answer it was
     }
-    const list = Array.isArray(msg) ? msg : [msg];
-    for (const r of list as RpcResponse[]) {
-      if (typeof r !== 'object' || r === null || typeof r.id !== 'number') continue;
-      const p = this.pending.get(r.id);
+    const list: unknown[] = Array.isArray(msg) ? msg : [msg];
+    for (const item of list) {
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) continue;
+      const r = item as Record<string, unknown>;
+      const id = r['id'];
+      if (typeof id !== 'number') continue;
+      const p = this.pending.get(id);
       if (!p) continue;
-      this.pending.delete(r.id);
+      this.pending.delete(id);
       clearTimeout(p.timer);
-      if ('error' in r) p.reject(new RpcCallError(r.error.code, r.error.message, r.error.data));
-      else p.resolve(r.result);
+      const problem = answerProblem(r) ?? ('result' in r ? p.checkResult?.(r['result']) : undefined);
+      if (problem !== undefined) {
+        p.reject(new BadAnswerError(p.method, problem, excerpt(r)));
+        continue;
+      }
+      const answer = r as unknown as RpcResponse; // checked just above
+      if ('error' in answer) p.reject(new RpcCallError(answer.error.code, answer.error.message, answer.error.data));
+      else p.resolve(answer.result);
     }
   }
 
@@ -237,8 +340,15 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     }
   }
 
-  /** Sends one request and resolves with its result; rejects with RpcCallError or CallAbortedError. */
+  /**
+   * Sends one request and resolves with its result; rejects with RpcCallError (an error answer),
+   * BadAnswerError (an answer that is not JSON-RPC 2.0) or CallAbortedError.
+   */
   call<R = unknown>(method: string, params?: unknown): Promise<R> {
+    return this.request<R>(method, params, undefined);
+  }
+
+  private request<R>(method: string, params: unknown, checkResult: ResultCheck | undefined): Promise<R> {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) {
       return Promise.reject(new CallAbortedError('closed', 'socket is not open'));
@@ -249,7 +359,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         this.pending.delete(id);
         reject(new CallAbortedError('timeout', `${method} got no answer in ${this.opts.requestTimeoutMs} ms`));
       }, this.opts.requestTimeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, timer, checkResult });
       const frame: RpcRequest = { jsonrpc: '2.0', id, method };
       if (params !== undefined) frame.params = params;
       ws.send(JSON.stringify(frame));
@@ -270,12 +380,21 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     ws.send(data);
   }
 
+  /** Resolves with `{reportInterval}`; an answer without it rejects with BadAnswerError. */
   updateStats(stats?: Stats): Promise<UpdateStatsResult> {
-    return this.call<UpdateStatsResult>(Methods.UpdateStats, stats === undefined ? {} : { stats });
+    return this.request<UpdateStatsResult>(
+      Methods.UpdateStats,
+      stats === undefined ? {} : { stats },
+      checkUpdateStatsResult,
+    );
   }
 
   batchUpdateMetadata(metadata: MetadataItem[]): Promise<BatchUpdateMetadataResult> {
-    return this.call<BatchUpdateMetadataResult>(Methods.BatchUpdateMetadata, { metadata });
+    return this.request<BatchUpdateMetadataResult>(
+      Methods.BatchUpdateMetadata,
+      { metadata },
+      checkBatchUpdateMetadataResult,
+    );
   }
 
   /** Number of calls waiting for an answer. */
