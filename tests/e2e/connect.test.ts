@@ -232,6 +232,7 @@ describe('§3 connecting', () => {
       assert.deepEqual(Object.keys(s).sort(), [
         'agentId',
         'connectedAt',
+        'identity',
         'identityCached',
         'lastRefreshAt',
         'lastRefreshOutcome',
@@ -242,6 +243,11 @@ describe('§3 connecting', () => {
       const at = Date.parse(String(s['connectedAt']));
       assert.ok(at >= t0 - 2000 && at <= Date.now() + 1000, `connectedAt ${s['connectedAt']}`);
       assert.equal(s['identityCached'], true);
+      assert.deepEqual(s['identity'], {
+        workspaceName: fx.workspaceName,
+        ownerUsername: fx.username,
+        templateName: fx.templateName,
+      });
       assert.equal(s['lastRefreshAt'], null);
       assert.equal(s['lastRefreshOutcome'], 'none');
     } finally {
@@ -260,6 +266,7 @@ describe('§3 connecting', () => {
       const s = (await debugSessions(gw.httpUrl, ADMIN_TOKEN)).find((x) => x.agentId === fx.agentId);
       assert.ok(s, 'no session for the prebuild agent');
       assert.equal(s.identityCached, false);
+      assert.equal(s.identity, null);
       assert.equal(s.workspaceId, fx.workspaceId);
     } finally {
       await c.close();

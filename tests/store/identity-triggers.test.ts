@@ -1,7 +1,8 @@
-// SPEC §8 triggers (migration 3) on a real PostgreSQL: a commit that really changes an identity
-// column notifies agentgate_identity once per distinct id, after commit; nothing else notifies.
-// Notifications reach a listener in commit order, so each case ends with a marker change and
-// reads everything that arrived before the marker.
+// SPEC §8 triggers (migration 4, statement-level) on a real PostgreSQL: a commit that really
+// changes an identity column notifies agentgate_identity once per distinct id, after commit; a
+// statement that changes more than 1000 rows sends one {"all": true} instead; nothing else
+// notifies. Notifications reach a listener in commit order, so each case ends with a marker
+// change and reads everything that arrived before the marker.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -153,6 +154,112 @@ describe('§8 identity triggers', () => {
     assert.deepEqual(
       bulk.map((p) => (p as { workspace_id: string }).workspace_id).sort(),
       fxs.map((f) => f.workspaceId).sort(),
+    );
+  });
+
+  /** `n` rows in each table that notifies, sharing one fixture's org, user, template and resource. */
+  async function bulkRows(n: number): Promise<Record<'workspaces' | 'users' | 'templates' | 'agents', string[]>> {
+    const base = await createFixture(db.sql);
+    const tag = uniq('bulk');
+    const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
+    return {
+      users: ids(
+        await db.sql<{ id: string }[]>`
+        insert into users (id, username) select gen_random_uuid(), ${tag} || '-' || g from generate_series(1, ${n}) g
+        returning id`,
+      ),
+      templates: ids(
+        await db.sql<{ id: string }[]>`
+        insert into templates (id, organization_id, name)
+        select gen_random_uuid(), ${base.orgId}, ${tag} from generate_series(1, ${n}) g returning id`,
+      ),
+      workspaces: ids(
+        await db.sql<{ id: string }[]>`
+        insert into workspaces (id, owner_id, organization_id, template_id, name)
+        select gen_random_uuid(), ${base.userId}, ${base.orgId}, ${base.templateId}, ${tag} from generate_series(1, ${n}) g
+        returning id`,
+      ),
+      agents: ids(
+        await db.sql<{ id: string }[]>`
+        insert into workspace_agents (id, resource_id, name, auth_token)
+        select gen_random_uuid(), ${base.resourceId}, ${tag} || '-' || g, gen_random_uuid() from generate_series(1, ${n}) g
+        returning id`,
+      ),
+    };
+  }
+
+  test('a statement changing up to 1000 rows notifies each id; more than 1000, one {"all": true}', async () => {
+    const rows = await bulkRows(1001);
+    const cases = [
+      {
+        key: 'workspace_id',
+        ids: rows.workspaces,
+        change: (ids: string[]) => db.sql`update workspaces set name = name || '-x' where id = any(${ids}::uuid[])`,
+      },
+      {
+        key: 'owner_id',
+        ids: rows.users,
+        change: (ids: string[]) => db.sql`update users set username = username || '-x' where id = any(${ids}::uuid[])`,
+      },
+      {
+        key: 'template_id',
+        ids: rows.templates,
+        change: (ids: string[]) => db.sql`update templates set name = name || '-x' where id = any(${ids}::uuid[])`,
+      },
+      {
+        key: 'agent_id',
+        ids: rows.agents,
+        change: (ids: string[]) =>
+          db.sql`update workspace_agents set auth_token = gen_random_uuid() where id = any(${ids}::uuid[])`,
+      },
+    ];
+    for (const { key, ids, change } of cases) {
+      const some = ids.slice(0, 1000);
+      const each = await payloadsOf(() => change(some));
+      assert.deepEqual(
+        each.map((p) => JSON.stringify(p)).sort(),
+        some.map((id) => JSON.stringify({ [key]: id })).sort(),
+        `${key}: 1000 rows`,
+      );
+      assert.deepEqual(await payloadsOf(() => change(ids)), [{ all: true }], `${key}: 1001 rows`);
+    }
+  });
+
+  test('only rows whose identity really changed count: the gateway’s own bulk writes stay silent', async () => {
+    const { workspaces, agents } = await bulkRows(1500);
+    const three = workspaces.slice(0, 3);
+    assert.deepEqual(
+      await payloadsOf(async () => {
+        await db.sql`update workspaces set last_used_at = now(), updated_at = now() where id = any(${workspaces}::uuid[])`;
+        await db.sql`update workspaces set name = name, deleted = deleted where id = any(${workspaces}::uuid[])`;
+        await db.sql`update workspace_agents set last_connected_at = now(), disconnected_at = null
+                     where id = any(${agents}::uuid[])`;
+      }),
+      [],
+    );
+    const mixed = await payloadsOf(
+      () => db.sql`update workspaces set last_used_at = now(),
+                   name = case when id = any(${three}::uuid[]) then name || '-y' else name end
+                   where id = any(${workspaces}::uuid[])`,
+    );
+    assert.deepEqual(
+      mixed.map((p) => (p as { workspace_id: string }).workspace_id).sort(),
+      [...three].sort(),
+      '1500 rows updated, 3 renamed: three notifications',
+    );
+  });
+
+  test('deletes: each id up to 1000 rows, one {"all": true} above', async () => {
+    const { workspaces, agents } = await bulkRows(1003);
+    const two = workspaces.slice(0, 2);
+    const each = await payloadsOf(() => db.sql`delete from workspaces where id = any(${two}::uuid[])`);
+    assert.deepEqual(each.map((p) => (p as { workspace_id: string }).workspace_id).sort(), [...two].sort());
+    assert.deepEqual(await payloadsOf(() => db.sql`delete from workspace_agents where id = any(${agents}::uuid[])`), [
+      { all: true },
+    ]);
+    assert.deepEqual(
+      await payloadsOf(() => db.sql`delete from workspaces where id = any(${workspaces.slice(2)}::uuid[])`),
+      [{ all: true }],
     );
   });
 });

@@ -292,6 +292,109 @@ describe('resync: {"all": true} and a restored LISTEN', () => {
     assert.equal(await h.lookups('refresh'), 10);
   });
 
+  test('an {"all": true} while a resync is pending is folded: one more resync after it, which sees later changes', async () => {
+    const { h, sessions } = fleet(30);
+    const t0 = h.clock.now();
+    notify(h, { all: true });
+    await h.clock.advance(500);
+    // Changed after the resync's read: the folded request must still reach it.
+    h.store.updateWorkspace(sessions[7]!.subject.workspaceId, { name: 'after-the-first-read' });
+    for (const at of [500, 1000, 2999]) {
+      await h.clock.advanceTo(t0 + at);
+      notify(h, { all: true });
+    }
+    h.core.invalidation.listening(false);
+    await h.clock.advance(10_000);
+    assert.deepEqual(
+      h.store.timesOf('refreshIdentities').map((t) => t - t0),
+      [REFRESH_WINDOW_MS, 3000 + REFRESH_WINDOW_MS],
+      'one resync, then one more for the five requests folded into it',
+    );
+    assert.equal(sessions[7]!.identity.get()!.name, 'after-the-first-read');
+    assert.equal(await pushed(h, 'resync'), 60);
+    assert.equal(await notifications(h, 'all'), 4);
+  });
+
+  test('a flood of {"all": true} cannot starve the timer backstop (2500 sessions, 2 s interval, all every 0.9 s)', async (t) => {
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const interval = 2000;
+    const h = new Harness({ refreshIntervalMs: interval, random });
+    const sessions = Array.from({ length: 2500 }, () => h.connect(h.store.fixture()));
+    const t0 = h.clock.now();
+    const armed0 = h.clock.armed.length;
+    for (let at = 0; at < 10_000; at += 900) {
+      await h.clock.advanceTo(t0 + at);
+      notify(h, { all: true });
+    }
+    await h.clock.advanceTo(t0 + 10_000);
+    t.diagnostic(`timer arms in 10 s: ${h.clock.armed.length - armed0}`);
+    // Each session's reads: none may be further apart than an interval and a timer's batching window.
+    const reads = new Map<string, number[]>();
+    const times = h.store.timesOf('refreshIdentities');
+    refreshedAgents(h).forEach((agents, i) => {
+      for (const a of agents) reads.set(a, [...(reads.get(a) ?? []), times[i]! - t0]);
+    });
+    const late: string[] = [];
+    for (const [i, s] of sessions.entries()) {
+      const at = [0, ...(reads.get(s.subject.agentId) ?? []), 10_000];
+      const gap = Math.max(...at.slice(1).map((x, j) => x - at[j]!));
+      if (gap > interval + h.timerWindowMs) late.push(`session ${i}: ${gap} ms without a refresh`);
+    }
+    assert.deepEqual(late.slice(0, 5), [], `${late.length} of 2500 sessions starved`);
+    // Requests at 0 s, then folded: resyncs start at 0, 3, 6 and 9 s.
+    assert.equal(await pushed(h, 'resync'), 4 * 2500);
+    assert.equal(await notifications(h, 'all'), 12);
+  });
+
+  test('20,000 {"all": true} in 10 s over 250 sessions: 5 resyncs, 2 info lines, a few thousand timer arms', async (t) => {
+    const h = new Harness({ refreshIntervalMs: 60 * MINUTE });
+    for (let i = 0; i < 250; i++) h.connect(h.store.fixture());
+    const t0 = h.clock.now();
+    const armed0 = h.clock.armed.length;
+    const lines0 = h.loudLines().length;
+    // 100 payloads every 50 ms.
+    for (let step = 0; step < 200; step++) {
+      await h.clock.advanceTo(t0 + step * 50);
+      for (let i = 0; i < 100; i++) notify(h, { all: true });
+    }
+    await h.clock.advanceTo(t0 + 15_000);
+    const arms = h.clock.armed.length - armed0;
+    const lines = h.loudLines().slice(lines0);
+    t.diagnostic(`20,000 payloads: ${lines.length} log lines above debug, ${arms} timer arms`);
+    assert.equal(await notifications(h, 'all'), 20_000);
+    // Resyncs start at 0, 3, 6 and 9 s, and one more at 12 s for the requests folded after 9 s.
+    assert.equal(await pushed(h, 'resync'), 5 * 250);
+    assert.equal(h.store.count('refreshIdentities'), 5);
+    assert.deepEqual(
+      lines.map((l) => [l.level, l.msg, l['suppressed']]),
+      [
+        [30, 'resync of every session requested by NOTIFY', undefined],
+        [30, 'suppressed 19999 more resync requests by NOTIFY', 19_999],
+      ],
+    );
+    // Per resync: each session's push and the interval timer after its refresh; a few timers besides.
+    assert.ok(arms <= 5 * 2 * 250 + 100, `${arms} timer arms`);
+  });
+
+  test('a single {"all": true} by hand, after a quiet while, is logged at info at once', async () => {
+    const { h } = fleet(3);
+    notify(h, { all: true });
+    await h.clock.advance(60_000);
+    notify(h, { all: true });
+    const lines = h.loudLines().filter((l) => l.msg === 'resync of every session requested by NOTIFY');
+    assert.deepEqual(
+      lines.map((l) => [l.level, l['sessions']]),
+      [
+        [30, 3],
+        [30, 3],
+      ],
+    );
+  });
+
   test('a template rename over 2500 sessions: chunks of 1000, 50 ms apart, all within 1 s', async () => {
     const h = new Harness({ refreshIntervalMs: 60 * MINUTE });
     const template = randomUUID();

@@ -163,6 +163,24 @@ describe('RefreshScheduler', () => {
     assert.deepEqual(clock.pending(), []);
   });
 
+  test('rearm never postpones a tick due sooner (SPEC §8): repeated later rearms cannot starve it', async () => {
+    const { clock, s, ticks } = scheduler(MINUTE, () => 0);
+    s.start();
+    await clock.advance(29_000);
+    const armed = clock.armed.length;
+    // Pushes every 100 ms, each asking for a refresh 5 s on: the tick due at 30 s stays.
+    for (let i = 0; i < 10; i++) {
+      s.rearm(5000);
+      await clock.advance(100);
+    }
+    assert.deepEqual(ticks, [MINUTE / 2]);
+    assert.equal(clock.armed.length - armed, 1, 'only the interval after the tick was armed');
+    // A push due sooner than the next tick still brings it forward.
+    s.rearm(5000);
+    await clock.advance(5000);
+    assert.deepEqual(ticks, [MINUTE / 2, MINUTE / 2 + 5000]);
+  });
+
   test('rearm while a refresh runs: that refresh still comes after it, and one timer chain remains', async () => {
     const clock = new FakeClock();
     const starts: number[] = [];

@@ -6,7 +6,7 @@ import { PREBUILDS_OWNER_ID, RpcError } from '@agentgate/shared';
 import type { Metric } from '@agentgate/shared';
 import type { Session } from '../../gateway/src/session/session.ts';
 import { connectionRefused } from '../helpers/fake-store.ts';
-import { Harness, MINUTE, metricValue, REVOCATIONS, statsOk } from './harness.ts';
+import { Harness, MINUTE, metricValue, REFRESH_WINDOW_MS, REVOCATIONS, statsOk } from './harness.ts';
 
 const someStats = { stats: { connectionCount: 0, rxBytes: 1 } };
 const cpu: Metric = { name: 'cpu_seconds', type: 'COUNTER', value: 5 };
@@ -58,6 +58,40 @@ describe('session refresh timing', () => {
     }
     assert.equal(await h.lookups('refresh'), 5);
     assert.equal(h.callCount(), 5, 'refreshes of an unchanged workspace read and never write');
+  });
+});
+
+describe('pushed refreshes (SPEC §8) never postpone one due sooner', () => {
+  test('cache on: a push later than the timer tick leaves the tick where it was', async () => {
+    const h = new Harness({ random: () => 0 });
+    const s = h.connect(h.store.fixture());
+    const t0 = h.clock.now();
+    const tick = h.refreshIntervalMs / 2;
+    await h.clock.advance(tick - 500);
+    s.refreshIn(3000);
+    await h.clock.advance(500 + h.timerWindowMs);
+    // The tick's read carries the push, so it waits the pushed refresh's short window.
+    assert.deepEqual(
+      h.store.timesOf('refreshIdentities').map((t) => t - t0),
+      [tick + REFRESH_WINDOW_MS],
+    );
+  });
+
+  test('cache off: a second push asked for later leaves the first where it was', async () => {
+    const h = new Harness({ cacheEnabled: false });
+    const s = h.connect(h.store.fixture());
+    const t0 = h.clock.now();
+    s.refreshIn(1000);
+    for (let i = 1; i <= 5; i++) {
+      await h.clock.advance(150);
+      s.refreshIn(1000);
+    }
+    await h.clock.advance(1000);
+    // One read at 1 s: it goes out after every push, so it serves them all.
+    assert.deepEqual(
+      h.store.timesOf('refreshIdentities').map((t) => t - t0),
+      [1000 + REFRESH_WINDOW_MS],
+    );
   });
 });
 

@@ -2,8 +2,10 @@
 // workspace, an owner, a template, an agent, or all); the registry maps them to this process's
 // sessions, which refresh at once through the batched read (the RefreshBatcher folds a burst into
 // one statement). After a lost LISTEN, and on {"all": true}, every session refreshes, fed to the
-// batcher in chunks of its largest statement, spread over a few seconds: no query storm.
-import type { Clock } from '../ops/clock.js';
+// batcher in chunks of its largest statement, spread over a few seconds: no query storm. A resync
+// asked for while one is pending is folded into one more resync after it, so a flood of
+// {"all": true} (anyone may send it) costs one resync per spread, not one per payload.
+import type { Clock, TimerHandle } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { GatewayMetrics } from '../ops/metrics.js';
 import type { IdentitySink } from '../store/identity-listener.js';
@@ -65,6 +67,8 @@ export interface InvalidationOptions {
 
 /** Malformed payloads are logged at most this often (the rest are counted). */
 const MALFORMED_LOG_EVERY_MS = 10_000;
+/** {"all": true} is logged at info at most this often; the rest are counted in one line after. */
+const RESYNC_LOG_EVERY_MS = 10_000;
 /** What a warning quotes of a malformed payload. */
 const QUOTE_CHARS = 120;
 
@@ -77,6 +81,13 @@ export class IdentityInvalidation implements IdentitySink {
   private recentAll = Number.NEGATIVE_INFINITY;
   private malformedLoggedAt = Number.NEGATIVE_INFINITY;
   private malformedSuppressed = 0;
+  /** A resync is pending (its chunks are still being fed to the batcher) until then. */
+  private resyncPendingUntil = Number.NEGATIVE_INFINITY;
+  /** Set when resyncs were folded into the pending one: one more runs when it ends. */
+  private resyncAgain: TimerHandle | undefined;
+  private allLoggedUntil = Number.NEGATIVE_INFINITY;
+  private allSuppressed = 0;
+  private allSummary: TimerHandle | undefined;
 
   constructor(private readonly o: InvalidationOptions) {
     this.resyncSpreadMs = o.resyncSpreadMs ?? 3000;
@@ -97,8 +108,8 @@ export class IdentityInvalidation implements IdentitySink {
     if (change.all) {
       metrics.identityNotification('all');
       this.recentAll = now;
-      this.o.log.info({ sessions: this.o.registry.size }, 'resync of every session requested by NOTIFY');
-      this.resync();
+      const folded = !this.resync();
+      this.logAll(now, folded);
       return;
     }
     const targets = new Set<Session>();
@@ -137,12 +148,60 @@ export class IdentityInvalidation implements IdentitySink {
     if (this.recentAll >= cutoff || (this.recent.size > 0 && keys.some(named))) session.refreshIn(0);
   }
 
-  /** Every session, in chunks of one statement, spread over resyncSpreadMs. */
-  resync(): void {
+  /**
+   * Every session, in chunks of one statement, spread over resyncSpreadMs. While one is pending,
+   * a resync is folded (returns false): one more resync follows the pending one, so a session
+   * whose read went out before this request still reads again.
+   */
+  private resync(): boolean {
+    const { clock } = this.o;
+    const now = clock.now();
+    if (now < this.resyncPendingUntil) {
+      if (this.resyncAgain === undefined) {
+        this.resyncAgain = clock.setTimeout(() => {
+          this.resyncAgain = undefined;
+          this.startResync();
+        }, this.resyncPendingUntil - now);
+        this.resyncAgain.unref?.();
+      }
+      return false;
+    }
+    this.startResync();
+    return true;
+  }
+
+  private startResync(): void {
     const sessions = [...this.o.registry.values()];
     const chunks = Math.ceil(sessions.length / this.o.chunkSize);
     if (chunks === 0) return;
+    this.resyncPendingUntil = this.o.clock.now() + this.resyncSpreadMs;
     this.refreshChunked(sessions, this.resyncSpreadMs / chunks, 'resync');
+  }
+
+  /**
+   * At most one info line per RESYNC_LOG_EVERY_MS; the requests in between are counted in one
+   * line at the end of that time, so a resync sent by hand always shows (SPEC §8).
+   */
+  private logAll(now: number, folded: boolean): void {
+    const { clock, log } = this.o;
+    if (now >= this.allLoggedUntil) {
+      this.allLoggedUntil = now + RESYNC_LOG_EVERY_MS;
+      log.info({ sessions: this.o.registry.size, folded }, 'resync of every session requested by NOTIFY');
+      return;
+    }
+    this.allSuppressed++;
+    if (this.allSummary !== undefined) return;
+    this.allSummary = clock.setTimeout(() => {
+      this.allSummary = undefined;
+      this.allLoggedUntil = clock.now() + RESYNC_LOG_EVERY_MS;
+      const suppressed = this.allSuppressed;
+      this.allSuppressed = 0;
+      log.info(
+        { sessions: this.o.registry.size, suppressed, withinMs: RESYNC_LOG_EVERY_MS },
+        `suppressed ${suppressed} more resync requests by NOTIFY`,
+      );
+    }, this.allLoggedUntil - now);
+    this.allSummary.unref?.();
   }
 
   private refreshChunked(sessions: Session[], gapMs: number, trigger: 'notify' | 'resync'): void {

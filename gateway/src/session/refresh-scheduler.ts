@@ -1,12 +1,15 @@
 // SPEC §5 refresh timing: the first tick at a uniformly random point between half and one whole
 // interval after connect (sessions do not refresh in step), then every interval; after a failed
 // refresh, retry sooner with backoff up to 30 s. Tied to the session: stop() ends it for good.
+// A pushed refresh (SPEC §8) may bring the next refresh forward, never push it back.
 import type { Clock, TimerHandle } from '../ops/clock.js';
 
 export const MAX_RETRY_BACKOFF_MS = 30_000;
 
 export class RefreshScheduler {
   private timer: TimerHandle | undefined;
+  /** When the pending timer is due (meaningful while `timer` is set). */
+  private dueAt = Number.POSITIVE_INFINITY;
   private stopped = false;
   private failures = 0;
 
@@ -24,9 +27,11 @@ export class RefreshScheduler {
 
   /**
    * Refresh `delayMs` from now instead of at the next tick (SPEC §8 push: a NOTIFY named this
-   * session, or a resync after a lost LISTEN); the interval restarts after that refresh.
+   * session, or a resync after a lost LISTEN); the interval restarts after that refresh. A tick
+   * due sooner is kept: a flood of pushes cannot starve the timer backstop.
    */
   rearm(delayMs: number): void {
+    if (this.timer !== undefined && this.dueAt <= this.clock.now() + Math.round(delayMs)) return;
     this.arm(delayMs);
   }
 
@@ -44,6 +49,7 @@ export class RefreshScheduler {
   private arm(ms: number): void {
     if (this.stopped) return;
     this.clock.clearTimeout(this.timer);
+    this.dueAt = this.clock.now() + Math.round(ms);
     this.timer = this.clock.setTimeout(() => void this.tick(), Math.round(ms));
   }
 

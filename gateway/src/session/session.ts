@@ -64,6 +64,7 @@ export class Session {
   private scheduler: RefreshScheduler | undefined;
   /** With the cache off there is no scheduler: a requested refresh (SPEC §8 push) runs from this timer. */
   private pushTimer: TimerHandle | undefined;
+  private pushDueAt = Number.POSITIVE_INFINITY;
   private slowPath: Promise<WorkspaceIdentity | null> | undefined;
   /** The next refresh was asked for (refreshIn): its read waits the short window, not a timer's. */
   private pushed = false;
@@ -268,9 +269,10 @@ export class Session {
   }
 
   /**
-   * Refresh `delayMs` from now (SPEC §8: a NOTIFY named this session, or a resync after a lost
-   * LISTEN), through the batched read. With the cache off no timer runs, but a revocation must
-   * still close the socket within 1 s: then the refresh runs from a one-shot timer.
+   * Refresh `delayMs` from now, or sooner if a refresh is already due sooner (SPEC §8: a NOTIFY
+   * named this session, or a resync), through the batched read. With the cache off no timer runs,
+   * but a revocation must still close the socket within 1 s: then the refresh runs from a one-shot
+   * timer.
    */
   refreshIn(delayMs: number): void {
     if (this.closed || this.revoked !== undefined) return;
@@ -280,7 +282,11 @@ export class Session {
       return;
     }
     const { clock } = this.deps;
+    const at = clock.now() + Math.round(delayMs);
+    // As the scheduler's rearm: a later push never postpones the one already due sooner.
+    if (this.pushTimer !== undefined && this.pushDueAt <= at) return;
     clock.clearTimeout(this.pushTimer);
+    this.pushDueAt = at;
     this.pushTimer = clock.setTimeout(() => {
       this.pushTimer = undefined;
       void this.refresh();

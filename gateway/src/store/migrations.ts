@@ -189,4 +189,109 @@ create trigger agentgate_identity_delete after delete on workspace_agents
 for each row execute function agentgate_notify_identity('agent_id');
 `,
   },
+  {
+    // SPEC §8 bulk updates: migration 3 notified once per row, so a sweep of 100 000 workspaces sent
+    // 100 000 notifications and held the global notify lock at commit. Statement-level triggers
+    // see the statement's rows in transition tables: up to 1000 changed rows notify one id each,
+    // more send one {"all": true}. PostgreSQL allows no `update of <columns>` with transition
+    // tables, so the functions compare old and new identity columns themselves: the gateway's own
+    // writes (last_used_at, deadlines, connection times) change no identity column and stay silent.
+    id: 4,
+    name: 'identity_notify_per_statement',
+    sql: /* sql */ `
+drop trigger agentgate_identity_update on workspaces;
+drop trigger agentgate_identity_delete on workspaces;
+drop trigger agentgate_identity_update on users;
+drop trigger agentgate_identity_update on templates;
+drop trigger agentgate_identity_update on workspace_agents;
+drop trigger agentgate_identity_delete on workspace_agents;
+drop function agentgate_notify_identity();
+
+-- ids: the changed rows, at most 1001 (the callers' limit): one notification each, or one for all.
+create function agentgate_notify_ids(key text, ids uuid[]) returns void language plpgsql as $$
+declare
+  row_id uuid;
+begin
+  if cardinality(ids) > 1000 then
+    perform pg_notify('agentgate_identity', jsonb_build_object('all', true)::text);
+    return;
+  end if;
+  foreach row_id in array ids loop
+    perform pg_notify('agentgate_identity', jsonb_build_object(key, row_id)::text);
+  end loop;
+end
+$$;
+
+create function agentgate_notify_workspaces_update() returns trigger language plpgsql as $$
+begin
+  perform agentgate_notify_ids('workspace_id', array(
+    select n.id from new_rows n join old_rows o on o.id = n.id
+    where (o.owner_id, o.organization_id, o.template_id, o.name, o.autostart_schedule, o.deleted, o.dormant_at)
+      is distinct from (n.owner_id, n.organization_id, n.template_id, n.name, n.autostart_schedule, n.deleted, n.dormant_at)
+    limit 1001));
+  return null;
+end
+$$;
+
+create function agentgate_notify_users_update() returns trigger language plpgsql as $$
+begin
+  perform agentgate_notify_ids('owner_id', array(
+    select n.id from new_rows n join old_rows o on o.id = n.id
+    where o.username is distinct from n.username
+    limit 1001));
+  return null;
+end
+$$;
+
+create function agentgate_notify_templates_update() returns trigger language plpgsql as $$
+begin
+  perform agentgate_notify_ids('template_id', array(
+    select n.id from new_rows n join old_rows o on o.id = n.id
+    where o.name is distinct from n.name
+    limit 1001));
+  return null;
+end
+$$;
+
+create function agentgate_notify_agents_update() returns trigger language plpgsql as $$
+begin
+  perform agentgate_notify_ids('agent_id', array(
+    select n.id from new_rows n join old_rows o on o.id = n.id
+    where (o.auth_token, o.deleted) is distinct from (n.auth_token, n.deleted)
+    limit 1001));
+  return null;
+end
+$$;
+
+-- tg_argv[0]: the payload key of the table's id.
+create function agentgate_notify_deleted() returns trigger language plpgsql as $$
+begin
+  perform agentgate_notify_ids(tg_argv[0], array(select id from old_rows limit 1001));
+  return null;
+end
+$$;
+
+create trigger agentgate_identity_update after update on workspaces
+referencing old table as old_rows new table as new_rows
+for each statement execute function agentgate_notify_workspaces_update();
+create trigger agentgate_identity_delete after delete on workspaces
+referencing old table as old_rows
+for each statement execute function agentgate_notify_deleted('workspace_id');
+
+create trigger agentgate_identity_update after update on users
+referencing old table as old_rows new table as new_rows
+for each statement execute function agentgate_notify_users_update();
+
+create trigger agentgate_identity_update after update on templates
+referencing old table as old_rows new table as new_rows
+for each statement execute function agentgate_notify_templates_update();
+
+create trigger agentgate_identity_update after update on workspace_agents
+referencing old table as old_rows new table as new_rows
+for each statement execute function agentgate_notify_agents_update();
+create trigger agentgate_identity_delete after delete on workspace_agents
+referencing old table as old_rows
+for each statement execute function agentgate_notify_deleted('agent_id');
+`,
+  },
 ];

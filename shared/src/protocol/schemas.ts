@@ -122,6 +122,8 @@ export interface DebugSession {
   identityCached: boolean;
   lastRefreshAt: string | null;
   lastRefreshOutcome: RefreshOutcome;
+  /** The cached identity's names (SPEC §3 rev 4), null when nothing is cached. */
+  identity: { workspaceName: string; ownerUsername: string; templateName: string } | null;
   /** With `serve --workers N` (N > 1): the worker process that holds the session. */
   pid?: number;
 }
