@@ -44,9 +44,7 @@ function snapshot(p: string) {
 /** Clusters under /var/lib/agentgate made for a state dir `<parent>/<name>` (locateCluster's label). */
 function clustersFor(stateDir: string): string[] {
   const label = `${path.basename(path.dirname(stateDir))}-${path.basename(stateDir)}`.replace(/[^A-Za-z0-9_-]+/g, '');
-  return (readdirSync(CLUSTERS, { withFileTypes: true }) as { name: string }[])
-    .map((e) => e.name)
-    .filter((n) => n.startsWith(`${label}-`));
+  return readdirSync(CLUSTERS).filter((n) => n.startsWith(`${label}-`));
 }
 
 async function refused(args: string[], why: RegExp) {
