@@ -53,11 +53,14 @@ const pg = await startEmbeddedPostgres({
 });
 let code = 1;
 try {
-  const admin = connect(pg.url, { max: 1 });
-  await admin.unsafe(`create database ${TEMPLATE_DB}`);
+  // The template belongs to the gateway's role (no superuser), which migrates it, as `npm start`
+  // does; the clones keep those owners (helpers/db.ts).
+  const admin = connect(pg.adminUrl, { max: 1 });
+  await admin.unsafe(`create database ${TEMPLATE_DB} owner ${new URL(pg.url).username}`);
   await admin.end();
-  const tplUrl = pg.url.replace(/\/postgres$/, `/${TEMPLATE_DB}`);
-  const tpl = connect(tplUrl, { max: 1 });
+  const tplUrl = new URL(pg.url);
+  tplUrl.pathname = `/${TEMPLATE_DB}`;
+  const tpl = connect(tplUrl.toString(), { max: 1 });
   await migrate(tpl);
   await tpl.end();
 
@@ -66,7 +69,12 @@ try {
     ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files],
     {
       stdio: 'inherit',
-      env: { ...process.env, AGENTGATE_TEST_PG_URL: pg.url, AGENTGATE_TEST_TEMPLATE_DB: TEMPLATE_DB },
+      env: {
+        ...process.env,
+        AGENTGATE_TEST_PG_URL: pg.adminUrl,
+        AGENTGATE_TEST_PG_GATEWAY_URL: pg.url,
+        AGENTGATE_TEST_TEMPLATE_DB: TEMPLATE_DB,
+      },
     },
   );
   const stop = (sig: NodeJS.Signals) => child.kill(sig);

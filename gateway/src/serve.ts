@@ -36,8 +36,15 @@ async function openDatabase(config: Config, log: Logger): Promise<{ url: string;
   log.info({ dataDir }, 'starting embedded PostgreSQL');
   const pgLog = log.child({ component: 'postgres' });
   const embedded = await startEmbeddedPostgres({ dataDir, onLog: (line) => pgLog.debug(line) });
+  // `postmasterPid`: pino's own `pid` is this process's. `database`: the gateway's own role (SPEC §7).
   log.info(
-    { dataDir, clusterDir: embedded.clusterDir, port: embedded.port, pid: embedded.pid },
+    {
+      dataDir,
+      clusterDir: embedded.clusterDir,
+      port: embedded.port,
+      postmasterPid: embedded.pid,
+      database: redactUrl(embedded.url),
+    },
     'embedded PostgreSQL started',
   );
   return { url: embedded.url, embedded };

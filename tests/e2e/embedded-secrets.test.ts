@@ -80,8 +80,10 @@ describe('the embedded PostgreSQL password', () => {
 
     assert.equal(statSync(dir.dataDir).mode & 0o777, 0o700, 'the state dir is 0700');
     assert.equal(statSync(`${pgdata}.secret`).mode & 0o777, 0o600, 'the secret is 0600');
+    assert.equal(statSync(`${pgdata}.agentgate.secret`).mode & 0o777, 0o600, 'the gateway role’s secret is 0600');
     const password = readFileSync(`${pgdata}.secret`, 'utf8').trim();
-    assert.ok(password.length >= 20);
+    const rolePassword = readFileSync(`${pgdata}.agentgate.secret`, 'utf8').trim();
+    assert.ok(password.length >= 20 && rolePassword.length >= 20 && password !== rolePassword);
     const url = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
 
     const auth = await authSettings(url);
@@ -90,17 +92,26 @@ describe('the embedded PostgreSQL password', () => {
       assert.equal(rule.error, null);
       assert.equal(rule.auth_method, 'scram-sha-256', 'every pg_hba.conf rule asks for scram');
     }
-    assert.deepEqual(auth.roles, [{ rolname: 'postgres', scheme: 'SCRAM-SHA-256' }]);
+    assert.deepEqual(
+      auth.roles.sort((a, b) => a.rolname.localeCompare(b.rolname)),
+      [
+        { rolname: 'agentgate', scheme: 'SCRAM-SHA-256' },
+        { rolname: 'postgres', scheme: 'SCRAM-SHA-256' },
+      ],
+      'the superuser and the gateway role, both with SCRAM verifiers',
+    );
     assert.equal(auth.encryption, 'scram-sha-256');
 
     const wrong = connect(url.replace(encodeURIComponent(password), 'not-the-password'), { max: 1 });
     await assert.rejects(wrong`select 1`, (e: Error & { code?: string }) => e.code === '28P01');
     await wrong.end({ timeout: 1 });
 
-    // The password is in no file of the cluster (initdb was fed it on stdin, never a file).
+    // The passwords are in no file of the cluster (initdb was fed one on stdin, the server was sent
+    // the other's SCRAM verifier only).
     const cluster = realpathSync(pgdata);
     for (const f of filesUnder(cluster)) {
-      assert.ok(!readFileSync(f).includes(password), `${f} holds the password`);
+      const content = readFileSync(f);
+      assert.ok(!content.includes(password) && !content.includes(rolePassword), `${f} holds a password`);
     }
 
     first.child.kill('SIGTERM');

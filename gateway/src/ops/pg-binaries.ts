@@ -77,17 +77,27 @@ function linkTree(from: string, to: string): void {
   }
 }
 
-/** A root-owned directory (and parents) that every user may traverse; one line saying what to do when it cannot be made. */
+/**
+ * A root-owned directory (and parents) that every user may traverse; one line saying what to do when
+ * it cannot be made, or when it is a symlink or someone else's (SPEC §7: trust nothing another user
+ * controls).
+ */
 export function mkdirReachable(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
-    chmodSync(dir, 0o755);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
     throw new UsageError(
       `cannot create ${dir} for the embedded PostgreSQL as root (${code}); set DATABASE_URL, or run as a non-root user`,
     );
   }
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== 0) {
+    throw new UsageError(
+      `${dir} is ${st.isDirectory() ? `owned by uid ${st.uid}` : 'not a directory'}, not root's; the embedded PostgreSQL refuses it: remove it`,
+    );
+  }
+  chmodSync(dir, 0o755);
 }
 
 /**

@@ -4,21 +4,26 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  chownSync,
+  closeSync,
+  constants,
   cpSync,
+  fstatSync,
+  lchownSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
 import { mkdirReachable, type PgBinaries, ROOT_HOME, type ServerUser } from './pg-binaries.js';
-import { DataDirBusyError, runningPostmaster } from './pg-ownership.js';
+import { DataDirBusyError, postmasterOf } from './pg-ownership.js';
+import { createExclusive, euid } from './pg-state.js';
 import { UsageError } from './usage-error.js';
 
 export const SUPERUSER = 'postgres';
@@ -33,32 +38,61 @@ function readIfThere(file: string): string {
 }
 
 function chownTree(dir: string, user: ServerUser): void {
-  chownSync(dir, user.uid, user.gid);
+  lchownSync(dir, user.uid, user.gid);
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) chownTree(p, user);
-    else if (!e.isSymbolicLink()) chownSync(p, user.uid, user.gid);
+    else lchownSync(p, user.uid, user.gid);
   }
 }
 
+const CLUSTERS = path.join(ROOT_HOME, 'clusters');
+
 /**
- * Where the cluster's files are. As root: under ROOT_HOME/clusters, pointed to by a symlink at
- * `dataDir` (made on first use; a cluster an older agentgate kept in `dataDir` is moved there).
+ * Where `dataDir` leads, once it is trusted (SPEC §7), or undefined when there is nothing yet. As
+ * root a symlink must be one that locateCluster made: to a directory right under ROOT_HOME/clusters
+ * (root-owned, so only root makes entries there) that belongs to `user` or is gone. As a normal
+ * user it must lead to a directory of our own. Anything else is refused with one line.
  */
-export function locateCluster(dataDir: string, user: ServerUser | undefined): string {
+export function trustedClusterDir(dataDir: string, user: ServerUser | undefined): string | undefined {
   const st = lstatSync(dataDir, { throwIfNoEntry: false });
-  if (st?.isSymbolicLink()) {
-    const target = path.resolve(path.dirname(dataDir), readlinkSync(dataDir));
-    if (user) mkdirReachable(path.dirname(target)); // wiped since: made again, reachable
+  if (!st) return undefined;
+  const refuse = (why: string) =>
+    new UsageError(`${dataDir} ${why}; the embedded PostgreSQL refuses it: remove it, or choose another data dir`);
+  if (st.isDirectory()) {
+    if (!user && st.uid !== euid()) throw refuse(`is owned by uid ${st.uid}, not by this user`);
+    return dataDir;
+  }
+  if (!st.isSymbolicLink()) throw refuse('is neither a directory nor a symbolic link');
+  const target = path.resolve(path.dirname(dataDir), readlinkSync(dataDir));
+  if (user) {
+    mkdirReachable(CLUSTERS); // checks that it is root's, and makes it again if it was wiped
+    if (path.dirname(target) !== CLUSTERS || !/^[A-Za-z0-9_-]+$/.test(path.basename(target)))
+      throw refuse(`points to ${target}, not to a cluster of ${CLUSTERS}`);
+    const t = lstatSync(target, { throwIfNoEntry: false });
+    if (t && !(t.isDirectory() && t.uid === user.uid))
+      throw refuse(`points to ${target}, which is not a directory of the ${user.name} user`);
     return target;
   }
-  if (!user) return dataDir;
-  const home = path.join(ROOT_HOME, 'clusters');
-  mkdirReachable(home);
+  const t = statSync(target, { throwIfNoEntry: false });
+  if (t && !(t.isDirectory() && t.uid === euid()))
+    throw refuse(`points to ${target}, which is not a directory of this user`);
+  return target;
+}
+
+/**
+ * Where the cluster's files are (trustedClusterDir). As root: under ROOT_HOME/clusters, pointed to
+ * by a symlink at `dataDir` (made on first use; a cluster an older agentgate kept in `dataDir` is
+ * moved there).
+ */
+export function locateCluster(dataDir: string, user: ServerUser | undefined): string {
+  const found = trustedClusterDir(dataDir, user);
+  if (!user) return found ?? dataDir;
+  if (found !== undefined && found !== dataDir) return found;
   const stateDir = path.dirname(dataDir);
   const label = `${path.basename(path.dirname(stateDir))}-${path.basename(stateDir)}`.replace(/[^A-Za-z0-9_-]+/g, '');
-  const target = path.join(home, `${label}-${randomBytes(4).toString('hex')}`);
-  if (st?.isDirectory()) {
+  const target = path.join(CLUSTERS, `${label}-${randomBytes(4).toString('hex')}`);
+  if (found === dataDir) {
     try {
       renameSync(dataDir, target);
     } catch {
@@ -119,7 +153,7 @@ export async function initCluster(
   if (readdirSync(clusterDir).length > 0) {
     throw new UsageError(`${clusterDir} exists but holds no PostgreSQL cluster; remove it or choose another data dir`);
   }
-  if (user) chownSync(clusterDir, user.uid, user.gid);
+  if (user) lchownSync(clusterDir, user.uid, user.gid);
   const args = [
     `--pgdata=${clusterDir}`,
     `--username=${SUPERUSER}`,
@@ -132,12 +166,40 @@ export async function initCluster(
   await run(bins.initdb, args, user, `${password}\n${password}\n`, log);
 }
 
-/** A cluster made by an older agentgate allowed `password` (clear text); its stored verifier is scram already. */
-export function upgradeToScram(clusterDir: string): void {
+/**
+ * A cluster made by an older agentgate allowed `password` (clear text); its stored verifier is scram
+ * already. pg_hba.conf belongs to the server's user, who may have made it a link or a FIFO: it is
+ * read only as a plain file of that user, and replaced by a new file, never written through.
+ */
+export function upgradeToScram(clusterDir: string, user: ServerUser | undefined): void {
   const hba = path.join(clusterDir, 'pg_hba.conf');
-  const text = readFileSync(hba, 'utf8');
+  const refuse = () =>
+    new UsageError(
+      `${hba} is not a plain file of ${user ? `the ${user.name} user` : 'this user'}; remove ${clusterDir} to start over`,
+    );
+  let fd: number;
+  try {
+    fd = openSync(hba, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    throw refuse();
+  }
+  let text: string;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.nlink !== 1 || st.uid !== (user?.uid ?? euid())) throw refuse();
+    text = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
   const upgraded = text.replace(/^(\s*(?:local|host)\b.*?\s)(password|md5)(\s*)$/gm, '$1scram-sha-256$3');
-  if (upgraded !== text) writeFileSync(hba, upgraded);
+  if (upgraded === text) return;
+  const tmp = createExclusive(hba, upgraded, user);
+  try {
+    renameSync(tmp, hba);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 export interface Server {
@@ -194,7 +256,7 @@ export async function startServer(
     if (exited) {
       await sleep(50); // the last output lines
       if (tail.some((l) => l.includes('lock file "postmaster.pid" already exists'))) {
-        throw new DataDirBusyError(dataDir, runningPostmaster(clusterDir) ?? 0);
+        throw new DataDirBusyError(dataDir, postmasterOf(clusterDir)?.pid ?? 0);
       }
       throw new Error(`PostgreSQL exited before it was ready: ${spawnError?.message ?? tail.join(' | ')}`);
     }

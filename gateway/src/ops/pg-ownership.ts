@@ -2,10 +2,18 @@
 // process that starts a cluster records itself in `<name>.owner` beside the data, by PID, start time
 // (/proc/<pid>/stat) and PID namespace, before it spawns the server. A running server is an orphan
 // only when that owner is gone or its PID now names another process — not when the server's parent
-// is PID 1, which it is for a gateway that is PID 1 in a container.
-import { existsSync, linkSync, readFileSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+// is PID 1, which it is for a gateway that is PID 1 in a container. A PID read from postmaster.pid is
+// that cluster's server only if the process works in the cluster's directory and started when the
+// file says: after a reboot the PID may name anything, another PostgreSQL included.
+import { existsSync, linkSync, readFileSync, readlinkSync, realpathSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
+import { createExclusive, readForeignFile, readStateFile } from './pg-state.js';
 import { UsageError } from './usage-error.js';
+
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ, 100 on every Linux architecture we run on). */
+const CLK_TCK = 100;
+/** postmaster.pid records its start in whole seconds, and /proc/stat's btime is whole seconds too. */
+const START_SLACK_S = 2;
 
 export interface OwnerRecord {
   pid: number;
@@ -43,6 +51,18 @@ function startOf(pid: number): string | undefined {
   return statFields(pid)?.[19];
 }
 
+/** When `pid` started, in seconds since the epoch: boot time (/proc/stat btime) plus its start in ticks. */
+function startedAt(pid: number): number | undefined {
+  const ticks = Number(startOf(pid));
+  let btime = Number.NaN;
+  try {
+    btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+  } catch {
+    /* no /proc */
+  }
+  return Number.isFinite(ticks) && btime > 0 ? btime + ticks / CLK_TCK : undefined;
+}
+
 function ownPidNamespace(): string | undefined {
   try {
     return readlinkSync('/proc/self/ns/pid');
@@ -70,8 +90,10 @@ function ownerFile(dataDir: string): string {
 }
 
 export function readOwner(dataDir: string): OwnerRecord | undefined {
+  const text = readStateFile(ownerFile(dataDir));
+  if (text === undefined) return undefined;
   try {
-    const o = JSON.parse(readFileSync(ownerFile(dataDir), 'utf8')) as Partial<OwnerRecord>;
+    const o = JSON.parse(text) as Partial<OwnerRecord>;
     if (typeof o.pid !== 'number') return undefined;
     return { pid: o.pid, start: o.start ?? undefined, pidns: o.pidns ?? undefined };
   } catch {
@@ -85,8 +107,7 @@ export function readOwner(dataDir: string): OwnerRecord | undefined {
  */
 export function claimOwner(dataDir: string): boolean {
   const file = ownerFile(dataDir);
-  const tmp = `${file}.${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(self()), { mode: 0o600 });
+  const tmp = createExclusive(file, JSON.stringify(self()));
   try {
     linkSync(tmp, file);
     return true;
@@ -114,20 +135,48 @@ export function dropOwner(dataDir: string): void {
   }
 }
 
-/** PID in the data dir's postmaster.pid, if that process still runs (and is a postgres, where /proc says). */
-export function runningPostmaster(dataDir: string): number | undefined {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  } catch {
-    return undefined;
-  }
+export interface Postmaster {
+  pid: number;
+  /**
+   * `ours`: the cluster's own server. `other`: another process (not a postgres, or one working in
+   * another directory): its postmaster.pid is stale. `unsure`: it cannot be told — a postgres in
+   * this directory whose start time does not match, or no /proc to ask.
+   */
+  verdict: 'ours' | 'other' | 'unsure';
+}
+
+/**
+ * The live process that `clusterDir`/postmaster.pid names, if any (SPEC §7): line 1 its PID, line 3
+ * its start in seconds since the epoch. Ours when /proc/<pid>/cwd is the cluster's directory and
+ * its start time matches within START_SLACK_S.
+ */
+export function postmasterOf(clusterDir: string): Postmaster | undefined {
+  const lines = readForeignFile(path.join(clusterDir, 'postmaster.pid'))?.split('\n') ?? [];
+  const pid = Number(lines[0]);
   if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
-  if (!existsSync('/proc/self/comm')) return pid; // no /proc: trust the PID
+  if (!existsSync('/proc/self/cwd')) return { pid, verdict: 'unsure' };
+  let comm: string;
+  let cwd: string;
   try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres') ? pid : undefined;
+    comm = readFileSync(`/proc/${pid}/comm`, 'utf8');
+    cwd = readlinkSync(`/proc/${pid}/cwd`);
   } catch {
-    return undefined; // exited meanwhile
+    return alive(pid) ? { pid, verdict: 'unsure' } : undefined; // hidden from us, or exited meanwhile
+  }
+  if (!comm.startsWith('postgres') || cwd !== realpathSync(clusterDir)) return { pid, verdict: 'other' };
+  const recorded = Number(lines[2]);
+  const started = startedAt(pid);
+  const matches = started !== undefined && Number.isFinite(recorded) && Math.abs(started - recorded) <= START_SLACK_S;
+  return { pid, verdict: matches ? 'ours' : 'unsure' };
+}
+
+/** The PID of the data dir's own running server (postmasterOf says `ours`), if one runs. */
+export function runningPostmaster(dataDir: string): number | undefined {
+  try {
+    const p = postmasterOf(dataDir);
+    return p?.verdict === 'ours' ? p.pid : undefined;
+  } catch {
+    return undefined; // the directory vanished meanwhile
   }
 }
 

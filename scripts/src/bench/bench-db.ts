@@ -1,26 +1,23 @@
-// The bench's database: one embedded PostgreSQL with pg_stat_statements, a database owned by a
-// dedicated login role that the gateway connects as (so PostgreSQL's own counters separate its
-// statements from the bench's by `userid`), migrated and seeded.
-import { randomBytes } from 'node:crypto';
+// The bench's database: one embedded PostgreSQL with pg_stat_statements. The gateway connects as the
+// embedded cluster's own non-superuser role, which owns its database and migrates it (SPEC §7), so
+// PostgreSQL's own counters separate its statements from the bench's (superuser) by `userid`.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   type EmbeddedPostgresHandle,
+  GATEWAY_ROLE,
   removeEmbeddedCluster,
   startEmbeddedPostgres,
 } from '@agentgate/gateway/ops/embedded-postgres';
 import { connect, type Sql } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
 
-const GATEWAY_ROLE = 'agentgate_gw';
-const DATABASE = 'agentgate_bench';
-
 export interface BenchDatabase {
   pg: EmbeddedPostgresHandle;
-  /** Superuser connection to the bench database: seeding and reading counters. */
+  /** Superuser connection to the gateway's database: seeding and reading counters. */
   admin: Sql;
-  /** The gateway's URL: role GATEWAY_ROLE on the bench database. */
+  /** The gateway's URL: the embedded cluster's gateway role on its database. */
   gatewayUrl: string;
   serverVersion: string;
   close(): Promise<void>;
@@ -43,27 +40,19 @@ export async function startBenchDatabase(onLog?: (line: string) => void): Promis
       settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'top' },
       ...(onLog ? { onLog } : {}),
     });
-    const password = randomBytes(12).toString('hex');
-    const root = connect(pg.url, { max: 1, applicationName: 'agentgate-bench' });
-    try {
-      await root.unsafe(`create role ${GATEWAY_ROLE} login password '${password}'`);
-      await root.unsafe(`create database ${DATABASE} owner ${GATEWAY_ROLE}`);
-    } finally {
-      await root.end({ timeout: 5 });
-    }
-    const adminUrl = pg.url.replace(/\/postgres$/, `/${DATABASE}`);
-    admin = connect(adminUrl, { max: 2, applicationName: 'agentgate-bench' });
+    const adminUrl = new URL(pg.adminUrl);
+    adminUrl.pathname = new URL(pg.url).pathname;
+    admin = connect(adminUrl.toString(), { max: 2, applicationName: 'agentgate-bench' });
+    // Only a superuser may create it (it is not a trusted extension).
     await admin`create extension if not exists pg_stat_statements`;
-    const gatewayUrl = `postgres://${GATEWAY_ROLE}:${password}@127.0.0.1:${pg.port}/${DATABASE}`;
-    // The gateway's role owns the schema, as in a deployment where the gateway migrates on start.
-    const gw = connect(gatewayUrl, { max: 1, applicationName: 'agentgate-bench' });
+    const gw = connect(pg.url, { max: 1, applicationName: 'agentgate-bench' });
     try {
       await migrate(gw);
     } finally {
       await gw.end({ timeout: 5 });
     }
     const [v] = await admin<{ server_version: string }[]>`show server_version`;
-    return { pg, admin, gatewayUrl, serverVersion: v?.server_version ?? 'unknown', close };
+    return { pg, admin, gatewayUrl: pg.url, serverVersion: v?.server_version ?? 'unknown', close };
   } catch (e) {
     await close();
     throw e;
