@@ -11,8 +11,9 @@ import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './ops/embedd
 import { installLastResort } from './ops/last-resort.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { connect, redactUrl } from './store/db.js';
+import { checkDatabase, explainDatabaseError, StartupAborted } from './store/db-check.js';
 import { migrate } from './store/migrate.js';
-import { agentsUrl, metricsUrl, startInstance } from './serve/instance.js';
+import { agentsUrl, checkListen, metricsUrl, startInstance } from './serve/instance.js';
 import { ShutdownSignals } from './serve/signals.js';
 
 /** `agentgate serve`: returns the exit code; throws UsageError for what the user must fix. */
@@ -23,8 +24,22 @@ export async function serveMain(argv: string[], env: NodeJS.ProcessEnv): Promise
   if (cluster.isWorker) return runWorker(config, log);
   // Before anything slow: a signal during startup stops what was started (SPEC §7).
   const signals = new ShutdownSignals(log).install();
-  if (config.workers > 1) return runPrimary(config, log, signals, () => prepareDatabase(config, log));
-  return serve(config, log, signals);
+  // Every startup phase honours the signals: the database check and the migrations stop at once.
+  const startup = new AbortController();
+  void signals.requested.then(() => startup.abort());
+  try {
+    // An address in use is one line before anything slow (no cluster initialised for nothing).
+    await checkListen(config.listenHost, config.listenPort);
+    if (config.metricsListenHost !== undefined) await checkListen(config.metricsListenHost, config.metricsListenPort!);
+    const prepare = () => prepareDatabase(config, log, startup.signal);
+    return await (config.workers > 1
+      ? runPrimary(config, log, signals, prepare)
+      : serve(config, log, signals, prepare));
+  } catch (err) {
+    if (!(err instanceof StartupAborted)) throw err;
+    log.info('stopped before the gateway started');
+    return signals.isForced ? 1 : 0;
+  }
 }
 
 async function openDatabase(config: Config, log: Logger): Promise<{ url: string; embedded?: EmbeddedPostgresHandle }> {
@@ -50,24 +65,32 @@ async function openDatabase(config: Config, log: Logger): Promise<{ url: string;
   return { url: embedded.url, embedded };
 }
 
-/** Migrations run on their own connection, without the gateway's statement_timeout. */
-async function migrateWith(url: string) {
+/** Migrations run on their own connection, without the gateway's statement_timeout; a signal ends them. */
+async function migrateWith(url: string, signal: AbortSignal) {
   const m = connect(url, { max: 1, applicationName: 'agentgate-migrate' });
+  const onAbort = () => void m.end({ timeout: 0 }).catch(() => {});
+  signal.addEventListener('abort', onAbort, { once: true });
   try {
     return await migrate(m);
+  } catch (err) {
+    if (signal.aborted) throw new StartupAborted('migrations cut short by a signal');
+    throw explainDatabaseError(err, url) ?? err;
   } finally {
+    signal.removeEventListener('abort', onAbort);
     await m.end({ timeout: 5 });
   }
 }
 
-/** The database, started if embedded and migrated, once per process tree. */
-async function prepareDatabase(config: Config, log: Logger): Promise<PreparedDatabase> {
+/** The database, started if embedded, checked and migrated, once per process tree. */
+async function prepareDatabase(config: Config, log: Logger, signal: AbortSignal): Promise<PreparedDatabase> {
   const db = await openDatabase(config, log);
   const stop = async () => {
     if (db.embedded) await db.embedded.stop();
   };
   try {
-    const m = await migrateWith(db.url);
+    if (signal.aborted) throw new StartupAborted('startup cut short by a signal');
+    await checkDatabase(db.url, signal);
+    const m = await migrateWith(db.url, signal);
     if (m.applied.length) log.info({ applied: m.applied }, 'migrations applied');
   } catch (err) {
     await stop();
@@ -77,8 +100,13 @@ async function prepareDatabase(config: Config, log: Logger): Promise<PreparedDat
 }
 
 /** One gateway in this process (`--workers 1`). */
-async function serve(config: Config, log: Logger, signals: ShutdownSignals): Promise<number> {
-  const db = await prepareDatabase(config, log);
+async function serve(
+  config: Config,
+  log: Logger,
+  signals: ShutdownSignals,
+  prepareDatabase: () => Promise<PreparedDatabase>,
+): Promise<number> {
+  const db = await prepareDatabase();
   const stopped = async (code: number) => {
     await db.stop();
     log.info(code === 0 ? 'stopped' : 'stopped without finishing the drain');

@@ -107,7 +107,7 @@ export async function commandUsage(name: string): Promise<string | undefined> {
   return usage(name, (await command.load()).options, { summary: command.summary });
 }
 
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'CONNECT_TIMEOUT']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'CONNECT_TIMEOUT', 'ECONNRESET']);
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [name, ...rest] = argv;
@@ -135,9 +135,19 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       process.stderr.write(`agentgate ${name}: ${err.message}\n`);
       return 2;
     }
+    // SPEC §7: a database that cannot be used is one line (cause, masked URL, hint), exit 1.
+    if ((err as Error)?.name === 'DatabaseUnusableError') {
+      process.stderr.write(`agentgate ${name}: ${(err as Error).message}\n`);
+      return 1;
+    }
     const e = err as NodeJS.ErrnoException;
     if (typeof e?.code === 'string' && UNREACHABLE.has(e.code)) {
       process.stderr.write(`agentgate ${name}: cannot reach the database (${e.code})\n`);
+      return 1;
+    }
+    // An error PostgreSQL reported (a SQLSTATE) is the database's answer, not a bug: one line.
+    if (typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) {
+      process.stderr.write(`agentgate ${name}: the database answered: ${e.message.split('\n')[0]} (${e.code})\n`);
       return 1;
     }
     process.stderr.write(`agentgate ${name}: ${e?.stack ?? String(e)}\n`);

@@ -5,6 +5,7 @@ import { DATABASE_OPTIONS } from '@agentgate/gateway/config';
 import { resolveDatabase } from '@agentgate/gateway/ops/embedded-postgres';
 import { type OptionTable, parse } from '@agentgate/gateway/options';
 import { connect } from '@agentgate/gateway/store/db';
+import { checkDatabase, explainDatabaseError } from '@agentgate/gateway/store/db-check';
 import { migrate } from '@agentgate/gateway/store/migrate';
 
 export const MIGRATE_OPTIONS = { ...DATABASE_OPTIONS } as const satisfies OptionTable;
@@ -13,9 +14,13 @@ export const MIGRATE_OPTIONS = { ...DATABASE_OPTIONS } as const satisfies Option
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const args = parse(MIGRATE_OPTIONS, argv, env);
   const db = await resolveDatabase({ databaseUrl: args.databaseUrl, dataDir: path.join(args.dataDir, 'pgdata') });
-  const sql = connect(db.url, { max: 1, applicationName: 'agentgate-migrate' });
+  let sql: ReturnType<typeof connect> | undefined;
   try {
-    const r = await migrate(sql);
+    await checkDatabase(db.url);
+    sql = connect(db.url, { max: 1, applicationName: 'agentgate-migrate' });
+    const r = await migrate(sql).catch((err: unknown) => {
+      throw explainDatabaseError(err, db.url) ?? err;
+    });
     console.log(
       r.applied.length
         ? `applied ${r.applied.length} migration(s): ${r.applied.join(', ')}; schema is at version ${r.current}`
@@ -23,7 +28,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     );
     return 0;
   } finally {
-    await sql.end({ timeout: 5 });
+    await sql?.end({ timeout: 5 });
     await db.stop();
   }
 }

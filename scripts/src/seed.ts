@@ -8,6 +8,7 @@ import { DATABASE_OPTIONS } from '@agentgate/gateway/config';
 import { resolveDatabase } from '@agentgate/gateway/ops/embedded-postgres';
 import { type OptionTable, parse } from '@agentgate/gateway/options';
 import { connect, type Sql } from '@agentgate/gateway/store/db';
+import { checkDatabase } from '@agentgate/gateway/store/db-check';
 import { migrate } from '@agentgate/gateway/store/migrate';
 import { PREBUILDS_OWNER_ID } from '@agentgate/shared';
 import { DEFAULT_METADATA_KEYS, metadataKeyNames } from './loadtest/frames.js';
@@ -182,6 +183,12 @@ export const SEED_OPTIONS = {
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const args = parse(SEED_OPTIONS, argv, env);
   const db = await resolveDatabase({ databaseUrl: args.databaseUrl, dataDir: path.join(args.dataDir, 'pgdata') });
+  try {
+    await checkDatabase(db.url);
+  } catch (err) {
+    await db.stop();
+    throw err;
+  }
   const sql = connect(db.url, { max: 1, applicationName: 'agentgate-seed' });
   try {
     await migrate(sql);

@@ -64,6 +64,15 @@ describe('§7 signals', () => {
     assert.equal((await agent!.waitClosed()).code, CloseCode.GoingAway);
     assert.equal(said(gw, 'shutting down'), 1);
     assert.equal(said(gw, 'stopped'), 1);
+    // A clean shutdown warns of nothing (the pools it ends are not a database outage).
+    const warnings = gw.lines.filter((l) => {
+      try {
+        return (JSON.parse(l) as { level: number }).level >= 40;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(warnings, []);
   });
 
   test('a second SIGINT 1.5 s later, during a slow drain, skips the rest of it (exit non-zero, logged)', async () => {

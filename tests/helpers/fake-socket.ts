@@ -25,7 +25,8 @@ export class FakeSocket extends EventEmitter implements AgentSocket {
   close(code: number, reason: string): void {
     this.closeFrame = { code, reason };
     this.readyState = WebSocket.CLOSING;
-    if (this.peerAnswersClose) this.finishClose();
+    // The peer's close reply is only read while the socket is read (a paused one never sees it).
+    if (this.peerAnswersClose && !this.isPaused) this.finishClose();
   }
 
   terminate(): void {
@@ -39,6 +40,7 @@ export class FakeSocket extends EventEmitter implements AgentSocket {
 
   resume(): void {
     this.isPaused = false;
+    if (this.readyState === WebSocket.CLOSING && this.peerAnswersClose) this.finishClose();
   }
 
   ping(): void {

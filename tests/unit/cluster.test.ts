@@ -46,6 +46,12 @@ describe('ShutdownSignals', () => {
     assert.equal(forced(), false, 'a repeat within 1 s must not skip the drain');
     assert.equal(signals.isForced, false);
     assert.equal(lines.filter((l) => l.msg === 'shutting down').length, 1);
+    // The repeat reads as npm's relay of one Ctrl-C, not as a second key press.
+    assert.equal(
+      lines.filter((l) => l.msg === 'the same signal again within 1 s (npm relays Ctrl-C); one shutdown goes on')
+        .length,
+      2,
+    );
 
     await clock.advance(500); // 1.45 s after the first
     proc.emit('SIGINT', 'SIGINT');

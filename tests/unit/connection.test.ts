@@ -1,6 +1,6 @@
 // The per-socket state machine (rpc/connection.ts) on a fake clock, a fake store and a FakeSocket:
 // answers after commit, the 64-unanswered backpressure, binary frames, the slow-consumer close, the
-// revoke close, the close-handshake cutoff and the drain's quiesce (SPEC §4, §7).
+// revoke close, the close-handshake cutoff and the drain's close (SPEC §4, §7).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CloseCode, MAX_UNANSWERED_PER_SESSION, RpcError, SLOW_CONSUMER_BYTES } from '@agentgate/shared';
@@ -118,38 +118,62 @@ describe('AgentConnection', () => {
     assert.equal((socket.sent.at(-1) as { error?: unknown }).error, undefined, 'a token refilled after 1 s');
   });
 
-  test('quiesce stops reading and resolves once every request read so far is answered', async () => {
+  test('drain close: frames keep being read and answered; the close frame follows the last answer', async () => {
     const h = new Harness();
     const { conn, socket } = h.open(h.store.fixture());
     h.store.hold('insertStatsBatch');
     conn.onMessage(frame(stats(1)), false);
-    let done = false;
-    void conn.quiesce(10_000).then(() => {
-      done = true;
+    let closed = false;
+    void conn.closeWhenAnswered(CloseCode.GoingAway, 'server shutting down', 10_000).then(() => {
+      closed = true;
     });
-    await h.clock.advance(3000);
-    assert.equal(socket.isPaused, true);
-    assert.equal(done, false, 'still waiting for the commit');
+    await h.clock.advance(500);
+    assert.equal(socket.isPaused, false, 'still read while its turn waits for answers');
+    conn.onMessage(frame(stats(2)), false);
+    await settle();
+    assert.equal(socket.closeFrame, undefined, 'no close frame while requests wait for the commit');
     h.store.release('insertStatsBatch');
     await settle();
-    assert.equal(done, true);
-    assert.equal(socket.sent.length, 1);
-    assert.equal(socket.isPaused, true, 'a quiesced socket is not resumed');
+    assert.deepEqual(
+      (socket.sent as { id: number }[]).map((a) => a.id).sort(),
+      [1, 2],
+      'both frames read before the close frame are answered',
+    );
+    assert.equal(socket.closeFrame?.code, CloseCode.GoingAway);
+    assert.equal(closed, true, 'the close handshake ended as soon as the peer replied');
   });
 
-  test('quiesce gives up after its budget when the database does not answer', async () => {
+  test('drain close: a peer that stays busy is not read after a second; its answers still go first', async () => {
     const h = new Harness();
-    const { conn } = h.open(h.store.fixture());
+    const { conn, socket } = h.open(h.store.fixture());
     h.store.hold('insertStatsBatch');
     conn.onMessage(frame(stats(1)), false);
-    let done = false;
-    void conn.quiesce(2000).then(() => {
-      done = true;
+    void conn.closeWhenAnswered(CloseCode.GoingAway, 'server shutting down', 10_000);
+    await h.clock.advance(1000);
+    assert.equal(socket.isPaused, true, 'no longer read after a second of waiting');
+    h.store.release('insertStatsBatch');
+    await settle();
+    assert.equal(socket.sent.length, 1);
+    assert.equal(socket.closeFrame?.code, CloseCode.GoingAway);
+    assert.equal(socket.isPaused, false, "read again for the peer's close reply");
+    assert.equal(socket.readyState, 3, 'the handshake ended');
+  });
+
+  test('drain close gives up waiting after its budget when the database does not answer', async () => {
+    const h = new Harness();
+    const { conn, socket } = h.open(h.store.fixture());
+    h.store.hold('insertStatsBatch');
+    conn.onMessage(frame(stats(1)), false);
+    let closed = false;
+    void conn.closeWhenAnswered(CloseCode.GoingAway, 'server shutting down', 2000).then(() => {
+      closed = true;
     });
     await h.clock.advance(1999);
-    assert.equal(done, false);
+    assert.equal(socket.closeFrame, undefined);
     await h.clock.advance(1);
-    assert.equal(done, true);
+    assert.equal(socket.closeFrame?.code, CloseCode.GoingAway);
+    await settle();
+    assert.equal(closed, true);
   });
 
   test('an answer promise that rejects (a bug) is logged, never left unhandled; reading goes on', async () => {

@@ -66,6 +66,31 @@ describe('drain', () => {
     );
   });
 
+  test('ends once every peer replied to its close: the spread window, not the handshake timeout', async () => {
+    const h = new Harness();
+    const opened = Array.from({ length: 3 }, () => h.open(h.store.fixture()));
+    for (const [i, o] of opened.entries()) o.conn.onMessage(stats(i + 1), false);
+    const t0 = h.clock.now();
+    let doneAt: number | undefined;
+    void drainOf(
+      h,
+      opened.map((o) => o.conn),
+      30_000,
+    ).then(() => {
+      doneAt = h.clock.now();
+    });
+    for (let t = 0; t < 30_000 && doneAt === undefined; t += 100) await h.clock.advance(100);
+    // spread = 5 s over 3 sockets: the last close at 3.33 s, answered by the peer at once.
+    assert.ok(
+      doneAt !== undefined && doneAt - t0 <= 3500,
+      `the drain took ${doneAt === undefined ? '>30000' : doneAt - t0} ms`,
+    );
+    for (const o of opened) {
+      assert.equal(o.socket.sent.length, 1, 'the frame read before the drain is answered');
+      assert.equal(o.socket.terminated, false, 'cut off instead of closed');
+    }
+  });
+
   test('a frame in flight is answered before its socket gets 1001', async () => {
     const h = new Harness();
     const { conn, socket } = h.open(h.store.fixture());

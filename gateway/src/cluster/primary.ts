@@ -7,7 +7,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config.js';
 import type { Logger } from '../ops/log.js';
-import { agentsUrl, checkListen, metricsUrl } from '../serve/instance.js';
+import { agentsUrl, metricsUrl } from '../serve/instance.js';
 import type { ShutdownSignals } from '../serve/signals.js';
 import { isOurs, sendMessage, type ToPrimary } from './ipc.js';
 import { RestartBackoff } from './restart-backoff.js';
@@ -40,9 +40,6 @@ export async function runPrimary(
   signals: ShutdownSignals,
   prepareDatabase: () => Promise<PreparedDatabase>,
 ): Promise<number> {
-  // An address in use is one line from the primary, not one per worker.
-  await checkListen(config.listenHost, config.listenPort);
-  if (config.metricsListenHost !== undefined) await checkListen(config.metricsListenHost, config.metricsListenPort!);
   const db = await prepareDatabase();
   const stopped = async (code: number) => {
     await db.stop();

@@ -1,6 +1,8 @@
-// SPEC §7 shutdown drain, on the injected clock: sockets are answered what they sent and closed with
-// 1001, spread over min(5 s, a third of the budget) so that agents do not reconnect in one wave;
-// then every writer is flushed, and the last usage flush runs. Never takes longer than the budget.
+// SPEC §7 shutdown drain, on the injected clock: sockets keep being served until their turn, are
+// answered what they sent and closed with 1001, spread over min(5 s, a third of the budget) so that
+// agents do not reconnect in one wave; a close handshake ends as soon as the peer replies, so N
+// sessions take the spread window plus about a second. Then every writer is flushed, and the last
+// usage flush runs. Never takes longer than the budget.
 import { CloseCode } from '@agentgate/shared';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
@@ -31,12 +33,10 @@ export async function drain(conns: AgentConnection[], deps: DrainDeps, timeoutMs
     conns.map(async (conn, i) => {
       const delay = conns.length > 1 ? (spreadMs * i) / conns.length : 0;
       await sleep(clock, delay);
-      await conn.quiesce(perConnMs - delay);
-      const closed = conn.closed();
-      conn.close(CloseCode.GoingAway, 'server shutting down');
+      const closed = conn.closeWhenAnswered(CloseCode.GoingAway, 'server shutting down', perConnMs - delay);
       // A peer that does not finish the close handshake is cut off within the drain budget.
       const left = Math.max(100, timeoutMs - (clock.now() - started) - 1000);
-      await withTimeout(closed, Math.min(5000, left), clock).catch(() => conn.ws.terminate());
+      await withTimeout(closed, left, clock).catch(() => conn.ws.terminate());
     }),
   );
   const left = () => Math.max(0, timeoutMs - (clock.now() - started) - 500);

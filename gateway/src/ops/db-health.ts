@@ -35,6 +35,8 @@ export class DbHealth {
   }
 
   failed(err: unknown): void {
+    // A pool ended by the shutdown fails its last statements: that is not an outage to report.
+    if (this.stopped) return;
     if (this.isUp) this.log.warn({ err: (err as Error)?.message ?? String(err) }, 'database is unreachable');
     this.isUp = false;
   }

@@ -179,6 +179,9 @@ export class AgentConnection implements FrameSource {
     this.closing = true;
     const r = reason ?? CloseReason[code as CloseCodeValue] ?? '';
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, r);
+    // The peer's close reply must be read for the handshake to end (SPEC §7): a socket paused for
+    // backpressure or the drain reads again; frames it still carries are dropped (onMessage).
+    if (this.ws.isPaused) this.ws.resume();
     // A peer that never answers the close handshake is cut off.
     this.cutTimer = this.deps.clock.setTimeout(() => {
       if (this.ws.readyState !== WebSocket.CLOSED) this.ws.terminate();
@@ -193,23 +196,33 @@ export class AgentConnection implements FrameSource {
   }
 
   /**
-   * Shutdown drain: stops reading and resolves when every request read so far has been answered,
-   * or after `maxMs`.
+   * SPEC §7 shutdown drain of this socket: frames keep being read, processed and answered, and the
+   * close frame goes out at the first moment when every request read so far has been answered (in
+   * the same turn as the last answer, so no frame is read in between). A peer that keeps the
+   * session busy is no longer read after `readForMs`, so that what it sent gets answered; after
+   * `maxMs` the close goes out anyway. Resolves once the socket has closed.
    */
-  quiesce(maxMs: number): Promise<void> {
-    this.quiescing = true;
-    this.ws.pause();
-    if (this.unanswered === 0 && this.backlog.length === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = this.deps.clock.setTimeout(done, maxMs);
-      const self = this;
-      function done() {
-        self.deps.clock.clearTimeout(timer);
-        self.idleWaiters = self.idleWaiters.filter((w) => w !== done);
-        resolve();
-      }
-      this.idleWaiters.push(done);
-    });
+  closeWhenAnswered(code: number, reason: string, maxMs: number, readForMs = Math.min(1000, maxMs / 2)): Promise<void> {
+    const closed = this.closed();
+    if (this.closing) return closed;
+    if (this.unanswered === 0 && this.backlog.length === 0) {
+      this.close(code, reason);
+      return closed;
+    }
+    const { clock } = this.deps;
+    const stopReading = clock.setTimeout(() => {
+      this.quiescing = true;
+      if (!this.ws.isPaused) this.ws.pause();
+    }, readForMs);
+    const send = () => {
+      clock.clearTimeout(stopReading);
+      clock.clearTimeout(giveUp);
+      this.idleWaiters = this.idleWaiters.filter((w) => w !== send);
+      this.close(code, reason);
+    };
+    const giveUp = clock.setTimeout(send, maxMs);
+    this.idleWaiters.push(send);
+    return closed;
   }
 
   private wakeIdle(): void {

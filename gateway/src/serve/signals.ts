@@ -54,7 +54,8 @@ export class ShutdownSignals {
       return;
     }
     if (now - this.firstAt <= REPEAT_WINDOW_MS) {
-      this.log.info({ signal }, 'signal repeated within 1 s; the same shutdown goes on');
+      // Ctrl-C on `npm start` reaches the process twice (the terminal's and npm's relay): one key press.
+      this.log.info({ signal }, 'the same signal again within 1 s (npm relays Ctrl-C); one shutdown goes on');
       return;
     }
     if (this.forcedNow) return;
