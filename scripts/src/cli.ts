@@ -95,7 +95,7 @@ export function commandsUsage(): string {
     'commands:',
     ...names.map((n) => `  ${n.padEnd(width)}${COMMANDS[n]!.summary}`),
     '',
-    '`agentgate <command> --help` lists the options of a command.',
+    '`agentgate <command> --help` lists the options of a command; `agentgate --version` the version.',
     '',
   ].join('\n');
 }
@@ -114,6 +114,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   if (name === undefined) {
     process.stderr.write(commandsUsage());
     return 2;
+  }
+  if (name === '--version' || name === '-V') {
+    const { VERSION } = await import('@agentgate/gateway/version');
+    process.stdout.write(`agentgate ${VERSION}\n`);
+    return 0;
   }
   if (name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
     process.stdout.write(commandsUsage());

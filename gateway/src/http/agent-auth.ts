@@ -32,10 +32,10 @@ export interface AgentAuthDeps {
   draining(): boolean;
 }
 
-const draining: Refusal = { status: 503, message: 'the gateway is shutting down', retryAfterS: 5 };
-const databaseDown: Refusal = { status: 503, message: 'the database is unreachable', retryAfterS: 5 };
-const busy: Refusal = { status: 503, message: 'too many token checks at once', retryAfterS: 1 };
-const slow: Refusal = { status: 503, message: 'the token check took too long', retryAfterS: 1 };
+const draining: Refusal = { status: 503, reason: 'draining', message: 'the gateway is shutting down', retryAfterS: 5 };
+const databaseDown: Refusal = { status: 503, reason: 'database_down', message: 'the database is unreachable', retryAfterS: 5 };
+const busy: Refusal = { status: 503, reason: 'token_checks_full', message: 'too many token checks at once', retryAfterS: 1 };
+const slow: Refusal = { status: 503, reason: 'token_check_timeout', message: 'the token check took too long', retryAfterS: 1 };
 
 /** The agent token of a request: `Coder-Session-Token: <token>` or `Authorization: Bearer <token>`. */
 function tokenOf(req: IncomingMessage): string | undefined {
@@ -55,8 +55,8 @@ export class AgentAuth {
     if (deps.draining()) return draining;
     if (!deps.health.up) return databaseDown;
     const sent = tokenOf(req);
-    if (!sent) return { status: 401, message: 'missing agent token (Coder-Session-Token or Authorization: Bearer)' };
-    if (!UUID_RE.test(sent)) return { status: 401, message: 'agent token is not a valid UUID' };
+    if (!sent) return { status: 401, reason: 'unauthorized', message: 'missing agent token (Coder-Session-Token or Authorization: Bearer)' };
+    if (!UUID_RE.test(sent)) return { status: 401, reason: 'unauthorized', message: 'agent token is not a valid UUID' };
     // Tokens are UUIDs, compared case-insensitively (SPEC §3): the session keeps the canonical form.
     const token = sent.toLowerCase();
     if (this.checking >= MAX_TOKEN_CHECKS) return busy;
@@ -76,12 +76,12 @@ export class AgentAuth {
     } finally {
       this.checking--;
     }
-    if (!row) return { status: 401, message: 'unknown agent token' };
-    if (row.agentDeleted) return { status: 401, message: 'the agent has been deleted' };
-    if (row.workspace.deleted) return { status: 401, message: 'the workspace has been deleted' };
-    if (row.workspace.dormant) return { status: 401, message: 'the workspace is dormant' };
+    if (!row) return { status: 401, reason: 'unauthorized', message: 'unknown agent token' };
+    if (row.agentDeleted) return { status: 401, reason: 'unauthorized', message: 'the agent has been deleted' };
+    if (row.workspace.deleted) return { status: 401, reason: 'unauthorized', message: 'the workspace has been deleted' };
+    if (row.workspace.dormant) return { status: 401, reason: 'unauthorized', message: 'the workspace is dormant' };
     if (row.buildNumber !== row.latestBuildNumber) {
-      return { status: 403, message: "the agent does not belong to the workspace's latest build" };
+      return { status: 403, reason: 'forbidden', message: "the agent does not belong to the workspace's latest build" };
     }
     if (deps.draining()) return draining;
     return { row, token };

@@ -4,9 +4,12 @@
 import type { ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { RefusalReason } from '../ops/metrics.js';
 
 export interface Refusal {
   status: number;
+  /** The agentgate_connections_refused_total label (SPEC §3). */
+  reason: RefusalReason;
   message: string;
   retryAfterS?: number;
 }

@@ -131,6 +131,7 @@ export class Gateway implements GatewayApi {
       conn.onClosed();
       session.close();
       core.metrics.sessions.dec();
+      core.metrics.sessionClosed(code);
       log.debug({ agentId: session.subject.agentId, code }, 'session closed');
     });
     log.debug({ agentId: row.agentId, workspaceId: row.workspace.id }, 'session opened');
@@ -170,6 +171,7 @@ export class Gateway implements GatewayApi {
     const { metrics, registry, buffer } = this.core;
     metrics.sessions.set(registry.size);
     metrics.writeBufferUsed.set(buffer.size);
+    metrics.databaseUp.set(this.health.up ? 1 : 0);
   }
 
   /** `/metrics`: the gateway's own series, then the agents', in chunks (a scrape does not stall the sockets). */

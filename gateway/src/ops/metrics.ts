@@ -3,6 +3,7 @@
 import { type MethodName, Methods } from '@agentgate/shared';
 import client from 'prom-client';
 import { unhandledRejections } from './last-resort.js';
+import { VERSION } from './version.js';
 
 const FRAME_OUTCOMES = ['ok', 'error', 'invalid', 'unauthorized', 'unavailable', 'rate_limited'] as const;
 export type FrameOutcome = (typeof FRAME_OUTCOMES)[number];
@@ -18,6 +19,23 @@ const NOTIFICATION_KINDS = ['workspace_id', 'owner_id', 'template_id', 'agent_id
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 /** Why sessions were refreshed by push: a NOTIFY named them, or a resync (lost LISTEN, {"all": true}). */
 export type PushTrigger = 'notify' | 'resync';
+/** Why a connection or request was refused (SPEC §3), one label value each, exported from start. */
+export const REFUSAL_REASONS = [
+  'not_found',
+  'unauthorized',
+  'forbidden',
+  'not_websocket',
+  'database_down',
+  'draining',
+  'token_checks_full',
+  'token_check_timeout',
+  'max_connections',
+  'header_timeout',
+  'bad_request',
+] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+/** Close codes exported from start at 0 (others appear when first seen): the catalog, and 1005/1006 (no code, abnormal). */
+const KNOWN_CLOSE_CODES = [1000, 1001, 1003, 1005, 1006, 1007, 1009, 1011, 4008, 4009, 4501];
 
 export class GatewayMetrics {
   readonly registry = new client.Registry();
@@ -37,10 +55,47 @@ export class GatewayMetrics {
   private readonly pushed = {} as Record<PushTrigger, client.Counter.Internal>;
   /** 1 while the LISTEN connection is up (SPEC §8). */
   readonly identityListening: client.Gauge;
+  /** 1 while the health probe reaches the database (SPEC §3); the lowest over workers. */
+  readonly databaseUp: client.Gauge;
+  private readonly refused = {} as Record<RefusalReason, client.Counter.Internal>;
+  private readonly closes: client.Counter<'code'>;
 
   constructor() {
     const registers = [this.registry];
     client.collectDefaultMetrics({ register: this.registry, prefix: 'agentgate_' });
+    new client.Gauge({
+      name: 'agentgate_build_info',
+      help: 'Always 1; the version of the gateway in its label.',
+      labelNames: ['version'],
+      registers,
+      aggregator: 'max',
+    })
+      .labels(VERSION)
+      .set(1);
+    this.databaseUp = new client.Gauge({
+      name: 'agentgate_database_up',
+      help: '1 while the health probe reaches the database, else 0 (the lowest of all workers).',
+      registers,
+      aggregator: 'min',
+    });
+    this.databaseUp.set(1);
+    const refused = new client.Counter({
+      name: 'agentgate_connections_refused_total',
+      help: 'HTTP requests and upgrades refused, by reason (SPEC §3).',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const r of REFUSAL_REASONS) {
+      this.refused[r] = refused.labels(r);
+      this.refused[r].inc(0);
+    }
+    this.closes = new client.Counter({
+      name: 'agentgate_sessions_closed_total',
+      help: 'Agent sessions closed, by the close code sent or received.',
+      labelNames: ['code'],
+      registers,
+    });
+    for (const c of KNOWN_CLOSE_CODES) this.closes.labels(String(c)).inc(0);
     this.sessions = new client.Gauge({ name: 'agentgate_sessions', help: 'Open agent sessions.', registers });
     this.frames = new client.Counter({
       name: 'agentgate_frames_total',
@@ -145,6 +200,14 @@ export class GatewayMetrics {
       help: '1 while the LISTEN connection for identity changes is up.',
       registers,
     });
+  }
+
+  refusal(reason: RefusalReason): void {
+    this.refused[reason].inc();
+  }
+
+  sessionClosed(code: number): void {
+    this.closes.labels(String(code)).inc();
   }
 
   identityNotification(kind: NotificationKind): void {
