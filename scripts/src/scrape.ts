@@ -14,6 +14,8 @@ import http from 'node:http';
 import WebSocket from 'ws';
 import { type OptionTable, parse } from '@agentgate/gateway/options';
 import { startBenchDatabase } from './bench/bench-db.js';
+import net from 'node:net';
+import { childPids, rssKiB, treeCpu, treeCpuDelta } from './bench/proc-stats.js';
 import { type startServer, startGatewayServer } from './bench/server-process.js';
 import { seed } from './seed.js';
 
@@ -29,6 +31,30 @@ export const SCRAPE_OPTIONS = {
     help: 'agents that also open a second socket (on the other worker): their series must appear once',
   },
   scrapes: { flag: '--scrapes', kind: 'int', min: 1, max: 100, default: '5', help: 'scrapes measured' },
+  labelBytes: {
+    flag: '--label-bytes',
+    kind: 'int',
+    min: 0,
+    max: 1024,
+    default: '0',
+    help: 'bytes of an extra own label (`pad`) on every series (a larger body for the same series)',
+  },
+  nameBytes: {
+    flag: '--name-bytes',
+    kind: 'int',
+    min: 0,
+    max: 100_000,
+    default: '0',
+    help: 'pad every metric name to this many bytes, one metric per frame (over 128 they must be dropped)',
+  },
+  stalled: {
+    flag: '--stalled',
+    kind: 'int',
+    min: 0,
+    max: 1000,
+    default: '0',
+    help: 'then scrapes that read one packet and stop: the RSS of every gateway process before, with them, and after',
+  },
   json: { flag: '--json', kind: 'out-file', help: 'also write the summary as JSON to this file' },
 } as const satisfies OptionTable;
 
@@ -50,6 +76,54 @@ function get(url: string): Promise<{ status: number; body: string; ms: number }>
       })
       .on('error', reject);
   });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A `GET /metrics` that reads one packet and stops reading; resolves with the status line. */
+function stalledScrape(httpUrl: string): Promise<{ socket: net.Socket; status: string }> {
+  const { hostname, port } = new URL(httpUrl);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: hostname, port: Number(port) });
+    socket.on('error', () => {});
+    socket.once('connect', () => socket.write(`GET /metrics HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`));
+    socket.once('data', (d: Buffer) => {
+      socket.pause();
+      resolve({ socket, status: d.toString('latin1', 0, d.indexOf('\r\n')) });
+    });
+    socket.once('close', () => reject(new Error('a stalled scrape was closed before its first packet')));
+  });
+}
+
+/** RSS in MiB of `root` and of each of its children (the workers), by PID. */
+function treeRss(root: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const pid of [root, ...childPids(root)]) out[pid === root ? `${pid} (root)` : String(pid)] = rssKiB(pid) >> 10;
+  return out;
+}
+
+/**
+ * `n` scrapes that read one packet and stop: RSS of the tree before, at its peak over the next 8 s
+ * (sampled every 250 ms), and 3 s after the clients closed; and the status each got.
+ */
+async function stalledScrapes(root: number, httpUrl: string, n: number) {
+  const before = treeRss(root);
+  const clients = await Promise.all(Array.from({ length: n }, () => stalledScrape(httpUrl)));
+  const statuses: Record<string, number> = {};
+  for (const c of clients) statuses[c.status] = (statuses[c.status] ?? 0) + 1;
+  const peak: Record<string, number> = {};
+  for (let t = 0; t < 8000; t += 250) {
+    for (const [pid, mib] of Object.entries(treeRss(root))) peak[pid] = Math.max(peak[pid] ?? 0, mib);
+    await sleep(250);
+  }
+  for (const c of clients) c.socket.destroy();
+  await sleep(3000);
+  const after = treeRss(root);
+  process.stdout.write(
+    `${n} stalled scrapes (${JSON.stringify(statuses)}): RSS MiB before ${JSON.stringify(before)}, ` +
+      `peak ${JSON.stringify(peak)}, 3 s after they closed ${JSON.stringify(after)}\n`,
+  );
+  return { n, statuses, rssMiB: { before, peak, after } };
 }
 
 /** One agent socket that answers `request()` with the time to its answer. */
@@ -94,8 +168,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   const WORKERS = opt.workers;
   const DUAL = Math.min(AGENTS, opt.dual);
   const SCRAPES = opt.scrapes;
+  const pad = opt.labelBytes > 0 ? [{ name: 'pad', value: 'x'.repeat(opt.labelBytes) }] : undefined;
+  const name = (i: number) => (opt.nameBytes > 0 ? `bench_m${i}_`.padEnd(opt.nameBytes, 'x') : `bench_m${i}`);
   const metrics = (value: number) =>
-    Array.from({ length: SERIES }, (_, i) => ({ name: `bench_m${i}`, type: 'GAUGE', value: value + i }));
+    Array.from({ length: SERIES }, (_, i) => ({ name: name(i), type: 'GAUGE', value: value + i, labels: pad }));
+  /** One UpdateStats with every series, or with long names one per series (under the frame limit). */
+  const report = async (s: Socket, value: number) => {
+    const all = metrics(value);
+    const per = opt.nameBytes > 0 ? 1 : all.length;
+    for (let k = 0; k < all.length; k += per)
+      await s.request('UpdateStats', { stats: { metrics: all.slice(k, k + per) } });
+  };
   const db = await startBenchDatabase();
   let gw: Awaited<ReturnType<typeof startServer>> | undefined;
   const sockets: Socket[] = [];
@@ -130,12 +213,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         batch.map(async (a, j) => {
           const first = await Socket.open(gw!.url, a.token);
           sockets.push(first);
-          await first.request('UpdateStats', { stats: { metrics: metrics(i + j) } });
+          await report(first, i + j);
           if (i + j < DUAL) {
             const second = await Socket.open(gw!.url, a.token);
             sockets.push(second);
             // Reported later: this value is the one /metrics must show.
-            await second.request('UpdateStats', { stats: { metrics: metrics(i + j + 1) } });
+            await report(second, i + j + 1);
           }
         }),
       );
@@ -183,6 +266,28 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     }
     probing = false;
     await probeLoop;
+    // The CPU of one scrape in every process of the tree, with nothing else to do (past the 1 s a
+    // gather is shared, so each scrape gathers anew).
+    const cpuMs: number[] = [];
+    for (let k = 0; k < SCRAPES; k++) {
+      await sleep(1100);
+      const before = treeCpu(gw.pid);
+      await get(`${httpUrl}/metrics`);
+      await sleep(100); // a worker's part may still be finishing its last piece
+      cpuMs.push(treeCpuDelta(before, treeCpu(gw.pid)));
+    }
+    process.stdout.write(`CPU per scrape, whole process tree: ${cpuMs.join(', ')} ms\n`);
+    // And of 4 scrapes at once (the most a process serves; with workers they share one gather).
+    const cpu4Ms: number[] = [];
+    for (let k = 0; k < SCRAPES; k++) {
+      await sleep(1100);
+      const before = treeCpu(gw.pid);
+      await Promise.all(Array.from({ length: 4 }, () => get(`${httpUrl}/metrics`)));
+      await sleep(100);
+      cpu4Ms.push(treeCpuDelta(before, treeCpu(gw.pid)));
+    }
+    process.stdout.write(`CPU per 4 concurrent scrapes, whole process tree: ${cpu4Ms.join(', ')} ms\n`);
+    const stalled = opt.stalled > 0 ? await stalledScrapes(gw.pid, httpUrl, opt.stalled) : undefined;
     const sorted = rows.map((r) => r.ms).sort((a, b) => a - b);
     const summary = {
       agents: AGENTS,
@@ -195,6 +300,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       expectedSeries: expected,
       workerEventLoopDelayMaxMs: Math.max(...rows.map((r) => r.lagMs)),
       probeFrameMaxMs: { idle: idleProbeMs, duringScrape: Math.max(...rows.map((r) => r.probeMs)) },
+      bodyBytes: rows[0]?.bytes,
+      cpuMsPerScrape: cpuMs.sort((a, b) => a - b)[Math.floor(cpuMs.length / 2)],
+      cpuMsPer4ConcurrentScrapes: cpu4Ms.sort((a, b) => a - b)[Math.floor(cpu4Ms.length / 2)],
+      ...(stalled ? { stalled } : {}),
     };
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     if (opt.json) writeFileSync(opt.json, JSON.stringify(summary, null, 2));
