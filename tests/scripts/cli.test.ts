@@ -3,6 +3,7 @@
 // any command is one line `agentgate <cmd>: ...` on stderr with exit 2.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { SERVE_OPTIONS } from '../../gateway/src/config.ts';
@@ -97,6 +98,15 @@ describe('agentgate', () => {
         `${name} is listed with its summary`,
       );
     }
+  });
+
+  test('--version prints the version of the gateway package', async () => {
+    const r = await run(BIN, ['--version']);
+    assert.equal(r.code, 0, r.stderr);
+    const { version } = JSON.parse(readFileSync(new URL('../../gateway/package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    assert.equal(r.stdout, `agentgate ${version}\n`);
   });
 
   test('no command, or an unknown one, exits 2', async () => {

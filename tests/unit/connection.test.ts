@@ -139,7 +139,7 @@ describe('AgentConnection', () => {
       [1, 2],
       'both frames read before the close frame are answered',
     );
-    assert.equal(socket.closeFrame?.code, CloseCode.GoingAway);
+    assert.equal((socket as FakeSocket).closeFrame?.code, CloseCode.GoingAway);
     assert.equal(closed, true, 'the close handshake ended as soon as the peer replied');
   });
 
@@ -171,7 +171,7 @@ describe('AgentConnection', () => {
     await h.clock.advance(1999);
     assert.equal(socket.closeFrame, undefined);
     await h.clock.advance(1);
-    assert.equal(socket.closeFrame?.code, CloseCode.GoingAway);
+    assert.equal((socket as FakeSocket).closeFrame?.code, CloseCode.GoingAway);
     await settle();
     assert.equal(closed, true);
   });

@@ -36,6 +36,7 @@ function endlessMetrics() {
     },
     debugSessions: () => ({ sessions: [] }),
     accept: () => {},
+    refused: () => {},
   };
   return { api, counts };
 }

@@ -12,6 +12,7 @@ import type { Gateway } from '../hub/gateway.js';
 import type { Accepted } from '../http/agent-auth.js';
 import type { GatewayApi, Readiness } from '../http/server.js';
 import type { Logger } from '../ops/log.js';
+import type { RefusalReason } from '../ops/metrics.js';
 import { startInstance } from '../serve/instance.js';
 import { ignoreShutdownSignals } from '../serve/signals.js';
 import {
@@ -235,5 +236,9 @@ class TreeApi implements GatewayApi {
 
   accept(req: IncomingMessage, socket: Duplex, head: Buffer, accepted: Accepted): void {
     this.gateway.accept(req, socket, head, accepted);
+  }
+
+  refused(reason: RefusalReason): void {
+    this.gateway.refused(reason);
   }
 }

@@ -33,9 +33,24 @@ export interface AgentAuthDeps {
 }
 
 const draining: Refusal = { status: 503, reason: 'draining', message: 'the gateway is shutting down', retryAfterS: 5 };
-const databaseDown: Refusal = { status: 503, reason: 'database_down', message: 'the database is unreachable', retryAfterS: 5 };
-const busy: Refusal = { status: 503, reason: 'token_checks_full', message: 'too many token checks at once', retryAfterS: 1 };
-const slow: Refusal = { status: 503, reason: 'token_check_timeout', message: 'the token check took too long', retryAfterS: 1 };
+const databaseDown: Refusal = {
+  status: 503,
+  reason: 'database_down',
+  message: 'the database is unreachable',
+  retryAfterS: 5,
+};
+const busy: Refusal = {
+  status: 503,
+  reason: 'token_checks_full',
+  message: 'too many token checks at once',
+  retryAfterS: 1,
+};
+const slow: Refusal = {
+  status: 503,
+  reason: 'token_check_timeout',
+  message: 'the token check took too long',
+  retryAfterS: 1,
+};
 
 /** The agent token of a request: `Coder-Session-Token: <token>` or `Authorization: Bearer <token>`. */
 function tokenOf(req: IncomingMessage): string | undefined {
@@ -55,7 +70,12 @@ export class AgentAuth {
     if (deps.draining()) return draining;
     if (!deps.health.up) return databaseDown;
     const sent = tokenOf(req);
-    if (!sent) return { status: 401, reason: 'unauthorized', message: 'missing agent token (Coder-Session-Token or Authorization: Bearer)' };
+    if (!sent)
+      return {
+        status: 401,
+        reason: 'unauthorized',
+        message: 'missing agent token (Coder-Session-Token or Authorization: Bearer)',
+      };
     if (!UUID_RE.test(sent)) return { status: 401, reason: 'unauthorized', message: 'agent token is not a valid UUID' };
     // Tokens are UUIDs, compared case-insensitively (SPEC §3): the session keeps the canonical form.
     const token = sent.toLowerCase();
@@ -78,7 +98,8 @@ export class AgentAuth {
     }
     if (!row) return { status: 401, reason: 'unauthorized', message: 'unknown agent token' };
     if (row.agentDeleted) return { status: 401, reason: 'unauthorized', message: 'the agent has been deleted' };
-    if (row.workspace.deleted) return { status: 401, reason: 'unauthorized', message: 'the workspace has been deleted' };
+    if (row.workspace.deleted)
+      return { status: 401, reason: 'unauthorized', message: 'the workspace has been deleted' };
     if (row.workspace.dormant) return { status: 401, reason: 'unauthorized', message: 'the workspace is dormant' };
     if (row.buildNumber !== row.latestBuildNumber) {
       return { status: 403, reason: 'forbidden', message: "the agent does not belong to the workspace's latest build" };

@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type DebugSession, RPC_PATH } from '@agentgate/shared';
 import type { Logger } from '../ops/log.js';
+import type { RefusalReason } from '../ops/metrics.js';
 import type { AdminAuth } from './admin-auth.js';
 import type { Accepted, AgentAuth } from './agent-auth.js';
 import { type Refusal, refuse, refuseUpgrade, releaseSoon, respondJson } from './responses.js';
@@ -23,6 +24,20 @@ export interface GatewayApi {
   debugSessions(): { sessions: DebugSession[] } | Promise<{ sessions: DebugSession[] }>;
   /** Completes an authenticated upgrade. */
   accept(req: IncomingMessage, socket: Duplex, head: Buffer, accepted: Accepted): void;
+  /** Counts a refused request or upgrade (agentgate_connections_refused_total, SPEC §3). */
+  refused(reason: RefusalReason): void;
+}
+
+/** A refused request: counted, answered, released. */
+function refuseRequest(api: GatewayApi, res: ServerResponse, r: Refusal, extra?: Record<string, string>): void {
+  api.refused(r.reason);
+  refuse(res, r, extra);
+}
+
+/** A refused upgrade: counted, answered on the raw socket, released. */
+function refuseSocket(api: GatewayApi, socket: Duplex, r: Refusal): void {
+  api.refused(r.reason);
+  refuseUpgrade(socket, r);
 }
 
 /** Which routes a listener serves (SPEC §1 `--metrics-listen`: /metrics and /debug/* move off the agents' one). */
@@ -38,14 +53,20 @@ export interface HttpServerOptions {
 
 /** Request headers must arrive within this long (SPEC §3), checked every second. */
 const HEADERS_TIMEOUT_MS = 10_000;
-const overLimit: Refusal = { status: 503, message: 'too many connections', retryAfterS: 1 };
+const overLimit: Refusal = { status: 503, reason: 'max_connections', message: 'too many connections', retryAfterS: 1 };
+const notFound: Refusal = { status: 404, reason: 'not_found', message: 'not found' };
 /**
  * SPEC §3: `/metrics` scrapes at once. Per server, which is per process: only one listener of a
  * process serves `/metrics` (the main one, or the `--metrics-listen` one).
  */
 const MAX_SCRAPES = 4;
 const SCRAPE_STALL_MS = 10_000;
-const tooManyScrapes: Refusal = { status: 503, message: 'too many scrapes at once', retryAfterS: 1 };
+const tooManyScrapes: Refusal = {
+  status: 503,
+  reason: 'scrapes_full',
+  message: 'too many scrapes at once',
+  retryAfterS: 1,
+};
 const OVER = Symbol('over the connection limit');
 
 function pathOf(req: IncomingMessage): string {
@@ -67,7 +88,7 @@ export function createHttpServer(api: GatewayApi, log: Logger, opts: HttpServerO
     },
     (req, res) => {
       if ((req.socket as Socket & { [OVER]?: true })[OVER]) {
-        refuse(res, overLimit);
+        refuseRequest(api, res, overLimit);
         return;
       }
       handleRequest(api, opts.routes, req, res, scrapes).catch((err) => {
@@ -88,16 +109,19 @@ export function createHttpServer(api: GatewayApi, log: Logger, opts: HttpServerO
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     if ((socket as Socket & { [OVER]?: true })[OVER]) {
-      refuseUpgrade(socket, overLimit);
+      refuseSocket(api, socket, overLimit);
       return;
     }
     handleUpgrade(api, opts.routes, req, socket, head).catch((err) => {
       log.error({ err }, 'upgrade failed');
-      refuseUpgrade(socket, { status: 500, message: 'internal error' });
+      if (!socket.destroyed) socket.end('HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n');
+      releaseSoon(socket);
     });
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    api.refused(timeout ? 'header_timeout' : 'bad_request');
+    const status = timeout ? '408 Request Timeout' : '400 Bad Request';
     if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
     releaseSoon(socket);
   });
@@ -112,12 +136,12 @@ async function handleUpgrade(
   head: Buffer,
 ): Promise<void> {
   if (routes === 'ops' || pathOf(req) !== RPC_PATH || req.method !== 'GET') {
-    refuseUpgrade(socket, { status: 404, message: 'not found' });
+    refuseSocket(api, socket, notFound);
     return;
   }
   const auth = await api.agentAuth.check(req);
   if ('status' in auth) {
-    refuseUpgrade(socket, auth);
+    refuseSocket(api, socket, auth);
     return;
   }
   if (socket.destroyed) return;
@@ -160,11 +184,18 @@ async function handleRequest(
       return;
     case RPC_PATH: {
       const auth = await api.agentAuth.check(req);
-      if ('status' in auth) refuse(res, auth);
-      else refuse(res, { status: 426, message: 'this endpoint needs a WebSocket upgrade' }, { upgrade: 'websocket' });
+      if ('status' in auth) refuseRequest(api, res, auth);
+      else
+        refuseRequest(
+          api,
+          res,
+          { status: 426, reason: 'not_websocket', message: 'this endpoint needs a WebSocket upgrade' },
+          { upgrade: 'websocket' },
+        );
       return;
     }
   }
+  api.refused('not_found');
   respondJson(res, 404, { message: 'not found' });
 }
 
@@ -179,7 +210,7 @@ class Scrapes {
 
   async serve(api: GatewayApi, res: ServerResponse): Promise<void> {
     if (this.running >= MAX_SCRAPES) {
-      refuse(res, tooManyScrapes);
+      refuseRequest(api, res, tooManyScrapes);
       return;
     }
     this.running++;

@@ -15,7 +15,7 @@ import { type Clock, systemClock, type TimerHandle } from '../ops/clock.js';
 import { DbHealth } from '../ops/db-health.js';
 import type { AgentSamplesPart } from '../ops/agent-metrics.js';
 import type { Logger } from '../ops/log.js';
-import type { RegistryJson } from '../ops/metrics.js';
+import type { RefusalReason, RegistryJson } from '../ops/metrics.js';
 import { AgentConnection } from '../rpc/connection.js';
 import { Router } from '../rpc/router.js';
 import { Session } from '../session/session.js';
@@ -155,6 +155,10 @@ export class Gateway implements GatewayApi {
       this.log.info({ agentId }, 'a fifth session of the agent; closing its oldest with 4009');
       live[i]!.close(CloseCode.Replaced);
     }
+  }
+
+  refused(reason: RefusalReason): void {
+    this.core.metrics.refusal(reason);
   }
 
   readiness(): 'ready' | 'draining' | 'database' {

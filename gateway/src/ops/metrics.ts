@@ -32,6 +32,7 @@ export const REFUSAL_REASONS = [
   'max_connections',
   'header_timeout',
   'bad_request',
+  'scrapes_full',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 /** Close codes exported from start at 0 (others appear when first seen): the catalog, and 1005/1006 (no code, abnormal). */
