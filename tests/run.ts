@@ -40,7 +40,7 @@ if (build.status !== 0) {
 }
 
 // Imported only now: the gateway's source may import the workspace packages' dist/.
-const { removeEmbeddedCluster, startEmbeddedPostgres } = await import('../gateway/src/ops/embedded-postgres.ts');
+const { removeEmbeddedCluster, startEmbeddedPostgres } = await import('../gateway/src/embedded/postgres.ts');
 const { connect } = await import('../gateway/src/store/db.ts');
 const { migrate } = await import('../gateway/src/store/migrate.ts');
 

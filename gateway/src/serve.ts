@@ -7,7 +7,7 @@ import path from 'node:path';
 import { type PreparedDatabase, runPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { type Config, loadConfig } from './config.js';
-import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './ops/embedded-postgres.js';
+import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './embedded/postgres.js';
 import { installLastResort } from './ops/last-resort.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { connect, redactUrl } from './store/db.js';

@@ -2,7 +2,7 @@
 // embedded database in <data-dir>/pgdata (the one a running `npm start` owns, or one started here).
 import path from 'node:path';
 import { DATABASE_OPTIONS } from '@agentgate/gateway/config';
-import { resolveDatabase } from '@agentgate/gateway/ops/embedded-postgres';
+import { resolveDatabase } from '@agentgate/gateway/embedded';
 import { type OptionTable, parse } from '@agentgate/gateway/options';
 import { connect } from '@agentgate/gateway/store/db';
 import { checkDatabase, explainDatabaseError } from '@agentgate/gateway/store/db-check';

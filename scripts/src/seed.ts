@@ -5,7 +5,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DATABASE_OPTIONS } from '@agentgate/gateway/config';
-import { resolveDatabase } from '@agentgate/gateway/ops/embedded-postgres';
+import { resolveDatabase } from '@agentgate/gateway/embedded';
 import { type OptionTable, parse } from '@agentgate/gateway/options';
 import { connect, type Sql } from '@agentgate/gateway/store/db';
 import { checkDatabase } from '@agentgate/gateway/store/db-check';

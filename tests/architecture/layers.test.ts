@@ -12,7 +12,7 @@ const LAYERS: readonly { layer: number; name: string; paths: readonly string[] }
   {
     layer: 1,
     name: 'protocol, ops, domain types',
-    paths: ['shared/src/**', 'gateway/src/ops/**', 'gateway/src/domain.ts'],
+    paths: ['shared/src/**', 'gateway/src/ops/**', 'gateway/src/embedded/**', 'gateway/src/domain.ts'],
   },
   {
     layer: 2,

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { runningPostmaster } from '../../gateway/src/ops/embedded-postgres.ts';
+import { runningPostmaster } from '../../gateway/src/embedded/postgres.ts';
 import { AGENTGATE_BIN, cliEnv, runCli } from '../helpers/cli.ts';
 import { embeddedWorkDir, listening, type Served, serveEmbedded } from '../helpers/embedded.ts';
 import { httpRequest } from '../helpers/http.ts';

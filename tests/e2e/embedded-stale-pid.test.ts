@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runningPostmaster, startEmbeddedPostgres } from '../../gateway/src/ops/embedded-postgres.ts';
+import { runningPostmaster, startEmbeddedPostgres } from '../../gateway/src/embedded/postgres.ts';
 import { runCli } from '../helpers/cli.ts';
 import { embeddedWorkDir, listening, type Served, serveEmbedded } from '../helpers/embedded.ts';
 import { httpRequest } from '../helpers/http.ts';

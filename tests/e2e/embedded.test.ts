@@ -7,7 +7,7 @@ import { existsSync, lstatSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { runningPostmaster } from '../../gateway/src/ops/embedded-postgres.ts';
+import { runningPostmaster } from '../../gateway/src/embedded/postgres.ts';
 import { embeddedWorkDir, listening, type Served, serveEmbedded } from '../helpers/embedded.ts';
 import { httpRequest } from '../helpers/http.ts';
 

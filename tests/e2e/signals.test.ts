@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CloseCode } from '@agentgate/shared';
-import { removeEmbeddedCluster, runningPostmaster } from '../../gateway/src/ops/embedded-postgres.ts';
+import { removeEmbeddedCluster, runningPostmaster } from '../../gateway/src/embedded/postgres.ts';
 import { RawSocket, rpc } from '../helpers/agent-socket.ts';
 import { createFixture } from '../helpers/db-fixtures.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';

@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, removeEmbeddedCluster, runningPostmaster } from '../../gateway/src/ops/embedded-postgres.ts';
-import { pgBinaries, serverUser } from '../../gateway/src/ops/pg-binaries.ts';
-import { initCluster, locateCluster, startServer } from '../../gateway/src/ops/pg-cluster.ts';
+import { freePort, removeEmbeddedCluster, runningPostmaster } from '../../gateway/src/embedded/postgres.ts';
+import { pgBinaries, serverUser } from '../../gateway/src/embedded/binaries.ts';
+import { initCluster, locateCluster, startServer } from '../../gateway/src/embedded/cluster.ts';
 import { AGENTGATE_BIN, cliEnv } from './cli.ts';
 
 export interface Served {

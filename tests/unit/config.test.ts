@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import { describe, test } from 'node:test';
 import { loadConfig, SERVE_OPTIONS } from '../../gateway/src/config.ts';
-import { DataDirBusyError } from '../../gateway/src/ops/embedded-postgres.ts';
+import { DataDirBusyError } from '../../gateway/src/embedded/postgres.ts';
 import { UsageError } from '../../gateway/src/options.ts';
 
 /** Runs loadConfig and returns the UsageError it must throw. */

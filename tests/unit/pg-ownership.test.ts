@@ -1,4 +1,4 @@
-// The owner record of an embedded PostgreSQL (gateway/src/ops/pg-ownership.ts): a live owner is
+// The owner record of an embedded PostgreSQL (gateway/src/embedded/ownership.ts): a live owner is
 // told apart from a gone one, from a reused PID (another start time) and from a process of another
 // PID namespace; only one process can hold the record, and only its holder releases it. A PID in a
 // postmaster.pid is the cluster's server only when the process works in the cluster's directory and
@@ -28,7 +28,7 @@ import {
   readOwner,
   releaseOwner,
   runningPostmaster,
-} from '../../gateway/src/ops/pg-ownership.ts';
+} from '../../gateway/src/embedded/ownership.ts';
 
 const stat = readFileSync('/proc/self/stat', 'utf8');
 const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];

