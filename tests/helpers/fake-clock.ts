@@ -5,6 +5,8 @@ import type { Clock, TimerHandle } from '../../gateway/src/ops/clock.ts';
 
 export interface PendingTimer {
   readonly id: number;
+  /** What the timer is for (the Clock's timers are named: `refresh`, `heartbeat`, ...). */
+  readonly name: string;
   /** Absolute due time. */
   readonly at: number;
   /** The delay it was armed with. */
@@ -14,6 +16,7 @@ export interface PendingTimer {
 class FakeTimer implements TimerHandle {
   constructor(
     readonly id: number,
+    readonly name: string,
     readonly at: number,
     readonly delay: number,
     readonly fn: () => void,
@@ -30,8 +33,8 @@ export class FakeClock implements Clock {
   private t: number;
   private seq = 0;
   private readonly timers = new Map<number, FakeTimer>();
-  /** Delays of every setTimeout call so far, in call order. */
-  readonly armed: number[] = [];
+  /** Every setTimeout call so far, in call order. */
+  readonly armed: { name: string; delay: number }[] = [];
 
   constructor(start = Date.UTC(2025, 0, 6, 12, 0, 0)) {
     this.t = start;
@@ -41,11 +44,11 @@ export class FakeClock implements Clock {
     return this.t;
   }
 
-  setTimeout(fn: () => void, ms: number): TimerHandle {
+  setTimeout(fn: () => void, ms: number, name: string): TimerHandle {
     const delay = Math.max(0, Number.isFinite(ms) ? ms : 0);
-    const timer = new FakeTimer(++this.seq, this.t + delay, delay, fn);
+    const timer = new FakeTimer(++this.seq, name, this.t + delay, delay, fn);
     this.timers.set(timer.id, timer);
-    this.armed.push(delay);
+    this.armed.push({ name, delay });
     return timer;
   }
 
@@ -53,11 +56,17 @@ export class FakeClock implements Clock {
     if (handle instanceof FakeTimer) this.timers.delete(handle.id);
   }
 
-  /** Timers not yet fired nor cleared, earliest first. */
-  pending(): PendingTimer[] {
+  /** Timers not yet fired nor cleared (those named `name`, when given), earliest first. */
+  pending(name?: string): PendingTimer[] {
     return [...this.timers.values()]
+      .filter((t) => name === undefined || t.name === name)
       .sort((a, b) => a.at - b.at || a.id - b.id)
-      .map(({ id, at, delay }) => ({ id, at, delay }));
+      .map(({ id, name, at, delay }) => ({ id, name, at, delay }));
+  }
+
+  /** Calls of setTimeout so far for timers named `name`. */
+  armedNamed(name: string): number[] {
+    return this.armed.filter((a) => a.name === name).map((a) => a.delay);
   }
 
   /** Due time of the earliest pending timer, or undefined. */

@@ -79,7 +79,7 @@ describe('BatchWriter', () => {
     await settle();
     assert.equal(answers.get(r)?.outcome, 'ok');
     assert.equal(store.statsRows.length, 1);
-    assert.deepEqual(clock.pending(), [], 'the statement watchdog is cleared after the answer');
+    assert.deepEqual(clock.pending('writer_attempt'), [], 'the statement watchdog is cleared after the answer');
   });
 
   test('items submitted in one turn share one batch (one statement)', async () => {
@@ -163,7 +163,7 @@ describe('BatchWriter', () => {
     assert.equal(store.count('insertStatsBatch'), 1);
     assert.equal(answers.has(r), false);
     assert.equal(events.failure, 1);
-    assert.equal(clock.pending().length, 1, 'a retry timer is armed');
+    assert.equal(clock.pending('writer_retry').length, 1, 'a retry timer is armed');
     await clock.runNext();
     assert.equal(store.count('insertStatsBatch'), 2);
     assert.equal(answers.has(r), false);

@@ -9,11 +9,11 @@ describe('FakeClock', () => {
   test('fires due timers in order of due time, then of arming, with now() at each due time', async () => {
     const clock = new FakeClock(1000);
     const fired: [string, number][] = [];
-    clock.setTimeout(() => fired.push(['c', clock.now()]), 30);
-    clock.setTimeout(() => fired.push(['a', clock.now()]), 10);
-    clock.setTimeout(() => fired.push(['b1', clock.now()]), 20);
-    clock.setTimeout(() => fired.push(['b2', clock.now()]), 20);
-    clock.setTimeout(() => fired.push(['late', clock.now()]), 31);
+    clock.setTimeout(() => fired.push(['c', clock.now()]), 30, 't');
+    clock.setTimeout(() => fired.push(['a', clock.now()]), 10, 't');
+    clock.setTimeout(() => fired.push(['b1', clock.now()]), 20, 't');
+    clock.setTimeout(() => fired.push(['b2', clock.now()]), 20, 't');
+    clock.setTimeout(() => fired.push(['late', clock.now()]), 31, 't');
     await clock.advance(30);
     assert.deepEqual(fired, [
       ['a', 1010],
@@ -33,9 +33,9 @@ describe('FakeClock', () => {
     const fired: number[] = [];
     const tick = () => {
       fired.push(clock.now());
-      clock.setTimeout(tick, 100);
+      clock.setTimeout(tick, 100, 't');
     };
-    clock.setTimeout(tick, 100);
+    clock.setTimeout(tick, 100, 't');
     await clock.advance(450);
     assert.deepEqual(fired, [100, 200, 300, 400]);
   });
@@ -43,15 +43,19 @@ describe('FakeClock', () => {
   test('awaited promises and setImmediate callbacks settle between firings', async () => {
     const clock = new FakeClock(0);
     const seen: string[] = [];
-    clock.setTimeout(() => {
-      void Promise.resolve()
-        .then(() => new Promise<void>((r) => setImmediate(r)))
-        .then(() => {
-          seen.push(`settled@${clock.now()}`);
-          clock.setTimeout(() => seen.push(`second@${clock.now()}`), 5);
-        });
-    }, 10);
-    clock.setTimeout(() => seen.push(`other@${clock.now()}`), 12);
+    clock.setTimeout(
+      () => {
+        void Promise.resolve()
+          .then(() => new Promise<void>((r) => setImmediate(r)))
+          .then(() => {
+            seen.push(`settled@${clock.now()}`);
+            clock.setTimeout(() => seen.push(`second@${clock.now()}`), 5, 't');
+          });
+      },
+      10,
+      't',
+    );
+    clock.setTimeout(() => seen.push(`other@${clock.now()}`), 12, 't');
     await clock.advance(20);
     assert.deepEqual(seen, ['settled@10', 'other@12', 'second@15']);
   });
@@ -59,9 +63,13 @@ describe('FakeClock', () => {
   test('clearTimeout removes a timer; advance never goes back', async () => {
     const clock = new FakeClock(0);
     let fired = false;
-    const t = clock.setTimeout(() => {
-      fired = true;
-    }, 5);
+    const t = clock.setTimeout(
+      () => {
+        fired = true;
+      },
+      5,
+      't',
+    );
     clock.clearTimeout(t);
     clock.clearTimeout(undefined);
     await clock.advance(10);

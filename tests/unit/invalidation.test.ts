@@ -183,12 +183,12 @@ describe('push invalidation: payload → sessions → one batched read', () => {
     const h = new Harness({ cacheEnabled: false });
     const fx = h.store.fixture();
     const s = h.connect(fx);
-    assert.deepEqual(h.clock.pending(), [], 'no timer with the cache off');
+    assert.deepEqual(h.clock.pending('refresh'), [], 'no timer with the cache off');
     h.store.updateWorkspace(fx.workspace.id, { name: 'renamed' });
     notify(h, { workspace_id: fx.workspace.id });
     await h.clock.advance(REFRESH_WINDOW_MS);
     assert.equal(s.lastRefreshOutcome, 'changed');
-    assert.equal(s.current.name, 'renamed', 'the labels follow the rename');
+    assert.equal(s.loaded.name, 'renamed', 'the labels follow the rename');
     assert.equal(s.identity.cached, false, 'nothing is cached with the cache off');
     await h.clock.advance(60 * MINUTE);
     assert.equal(h.store.count('refreshIdentities'), 1, 'one refresh, no timer left behind');

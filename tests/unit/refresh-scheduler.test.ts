@@ -1,6 +1,7 @@
 // SPEC §5 refresh timing (RefreshScheduler alone): the first tick jittered within [interval/2,
 // interval], then every interval, backoff 1 s, 2 s, 4 s … capped at 30 s and at the interval after
-// a failure, and nothing ever again after stop().
+// a failure, and nothing ever again after stop(). SPEC §8 pushes: urgent, never postponing a tick
+// due sooner; with the cache off only pushes arm the timer. The one timer is named `refresh`.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MAX_RETRY_BACKOFF_MS, RefreshScheduler } from '../../gateway/src/session/refresh-scheduler.ts';
@@ -8,20 +9,17 @@ import { FakeClock } from '../helpers/fake-clock.ts';
 import { MINUTE } from './harness.ts';
 
 /** A scheduler whose run() records the time of every tick and answers from `results` (default ok). */
-function scheduler(intervalMs: number, random: () => number, results: boolean[] = []) {
+function scheduler(intervalMs: number, random: () => number, results: boolean[] = [], periodic = true) {
   const clock = new FakeClock();
   const t0 = clock.now();
   const ticks: number[] = [];
-  const s = new RefreshScheduler(
-    clock,
-    intervalMs,
-    async () => {
-      ticks.push(clock.now() - t0);
-      return results.shift() ?? true;
-    },
-    random,
-  );
-  return { clock, s, ticks };
+  const urgent: boolean[] = [];
+  const s = new RefreshScheduler(clock, { intervalMs, periodic, random }, async (u) => {
+    ticks.push(clock.now() - t0);
+    urgent.push(u);
+    return results.shift() ?? true;
+  });
+  return { clock, s, ticks, urgent };
 }
 
 const gaps = (ticks: number[]) => ticks.slice(1).map((t, i) => t - ticks[i]!);
@@ -34,7 +32,7 @@ describe('RefreshScheduler', () => {
       s.start();
       const want = Math.round(interval * (0.5 + 0.5 * r));
       assert.deepEqual(
-        clock.pending().map((p) => p.delay),
+        clock.pending('refresh').map((p) => p.delay),
         [want],
       );
       await clock.advance(want - 1);
@@ -57,15 +55,10 @@ describe('RefreshScheduler', () => {
     const t0 = clock.now();
     const ticks: number[] = [];
     for (let i = 0; i < 200; i++) {
-      new RefreshScheduler(
-        clock,
-        interval,
-        async () => {
-          ticks.push(clock.now() - t0);
-          return true;
-        },
-        random,
-      ).start();
+      new RefreshScheduler(clock, { intervalMs: interval, periodic: true, random }, async () => {
+        ticks.push(clock.now() - t0);
+        return true;
+      }).start();
     }
     await clock.advance(interval);
     const first = ticks.slice(0, 200);
@@ -111,7 +104,7 @@ describe('RefreshScheduler', () => {
     const { clock, s, ticks } = scheduler(MINUTE, () => 0.3);
     s.start();
     s.stop();
-    assert.equal(s.active, false);
+    assert.equal(s.armed, false);
     assert.deepEqual(clock.pending(), []);
     await clock.advance(100 * MINUTE);
     assert.deepEqual(ticks, []);
@@ -121,17 +114,12 @@ describe('RefreshScheduler', () => {
     const clock = new FakeClock();
     let release: (ok: boolean) => void = () => {};
     let runs = 0;
-    const s = new RefreshScheduler(
-      clock,
-      MINUTE,
-      () => {
-        runs++;
-        return new Promise<boolean>((resolve) => {
-          release = resolve;
-        });
-      },
-      () => 0,
-    );
+    const s = new RefreshScheduler(clock, { intervalMs: MINUTE, periodic: true, random: () => 0 }, () => {
+      runs++;
+      return new Promise<boolean>((resolve) => {
+        release = resolve;
+      });
+    });
     s.start();
     await clock.advance(MINUTE / 2);
     assert.equal(runs, 1);
@@ -143,63 +131,75 @@ describe('RefreshScheduler', () => {
     assert.equal(runs, 1);
   });
 
-  test('rearm(d) replaces the pending tick with one d from now; ignored after stop', async () => {
-    const { clock, s, ticks } = scheduler(MINUTE, () => 0);
+  test('push(d) replaces the pending tick with an urgent one d from now; ignored after stop', async () => {
+    const { clock, s, ticks, urgent } = scheduler(MINUTE, () => 0);
     s.start();
     await clock.advance(1000);
-    s.rearm(500);
-    assert.equal(clock.pending().length, 1, 'the tick was replaced, not added to');
+    s.push(500);
+    assert.equal(clock.pending('refresh').length, 1, 'the tick was replaced, not added to');
     await clock.advance(499);
     assert.deepEqual(ticks, []);
     await clock.advance(1);
     assert.deepEqual(ticks, [1500]);
+    assert.deepEqual(urgent, [true], 'a pushed refresh is urgent');
     assert.deepEqual(
-      clock.pending().map((p) => p.delay),
+      clock.pending('refresh').map((p) => p.delay),
       [MINUTE],
       'after the early refresh the next tick is an interval away',
     );
+    await clock.advance(MINUTE);
+    assert.deepEqual(urgent, [true, false], 'a timer tick is not');
     s.stop();
-    s.rearm(0);
+    s.push(0);
     assert.deepEqual(clock.pending(), []);
   });
 
-  test('rearm never postpones a tick due sooner (SPEC §8): repeated later rearms cannot starve it', async () => {
-    const { clock, s, ticks } = scheduler(MINUTE, () => 0);
+  test('with the cache off (not periodic) only pushes arm the timer, and nothing is re-armed after', async () => {
+    const { clock, s, ticks, urgent } = scheduler(MINUTE, () => 0, [], false);
+    s.start();
+    assert.deepEqual(clock.pending('refresh'), [], 'no periodic tick');
+    s.push(200);
+    await clock.advance(200);
+    assert.deepEqual(ticks, [200]);
+    assert.deepEqual(urgent, [true]);
+    assert.deepEqual(clock.pending('refresh'), [], 'no tick after a pushed refresh');
+    await clock.advance(10 * MINUTE);
+    assert.deepEqual(ticks, [200]);
+  });
+
+  test('push never postpones a tick due sooner (SPEC §8): repeated later pushes cannot starve it', async () => {
+    const { clock, s, ticks, urgent } = scheduler(MINUTE, () => 0);
     s.start();
     await clock.advance(29_000);
-    const armed = clock.armed.length;
+    const armed = clock.armedNamed('refresh').length;
     // Pushes every 100 ms, each asking for a refresh 5 s on: the tick due at 30 s stays.
     for (let i = 0; i < 10; i++) {
-      s.rearm(5000);
+      s.push(5000);
       await clock.advance(100);
     }
     assert.deepEqual(ticks, [MINUTE / 2]);
-    assert.equal(clock.armed.length - armed, 1, 'only the interval after the tick was armed');
+    assert.deepEqual(urgent, [true], 'the kept tick ran as urgent: it was pushed too');
+    assert.equal(clock.armedNamed('refresh').length - armed, 1, 'only the interval after the tick was armed');
     // A push due sooner than the next tick still brings it forward.
-    s.rearm(5000);
+    s.push(5000);
     await clock.advance(5000);
     assert.deepEqual(ticks, [MINUTE / 2, MINUTE / 2 + 5000]);
   });
 
-  test('rearm while a refresh runs: that refresh still comes after it, and one timer chain remains', async () => {
+  test('push while a refresh runs: that refresh still comes after it, and one timer chain remains', async () => {
     const clock = new FakeClock();
     const starts: number[] = [];
     const releases: ((ok: boolean) => void)[] = [];
     const t0 = clock.now();
-    const s = new RefreshScheduler(
-      clock,
-      MINUTE,
-      () => {
-        starts.push(clock.now() - t0);
-        return new Promise<boolean>((resolve) => releases.push(resolve));
-      },
-      () => 0,
-    );
+    const s = new RefreshScheduler(clock, { intervalMs: MINUTE, periodic: true, random: () => 0 }, () => {
+      starts.push(clock.now() - t0);
+      return new Promise<boolean>((resolve) => releases.push(resolve));
+    });
     s.start();
     await clock.advance(MINUTE / 2);
     assert.deepEqual(starts, [MINUTE / 2]);
     // A NOTIFY arrives while the timer's read is in flight (it may have read before the commit).
-    s.rearm(0);
+    s.push(0);
     await clock.advance(0);
     assert.deepEqual(starts, [MINUTE / 2, MINUTE / 2], 'the pushed refresh runs beside the one in flight');
     releases[0]!(true);

@@ -25,7 +25,7 @@ describe('session refresh timing', () => {
     for (const r of [0, 0.5, 0.999]) {
       const h = new Harness({ random: () => r });
       h.connect(h.store.fixture());
-      const pending = h.clock.pending();
+      const pending = h.clock.pending('refresh');
       assert.equal(pending.length, 1);
       const want = Math.round(h.refreshIntervalMs * (0.5 + 0.5 * r));
       assert.equal(pending[0]!.delay, want);
@@ -284,7 +284,7 @@ describe('session refresh and close', () => {
     assert.equal(s.identity.cached, false);
     await h.clock.advance(50 * MINUTE + 20 * h.refreshIntervalMs);
     assert.equal(h.callCount(), 0);
-    assert.equal(h.clock.pending().length, 0);
+    assert.equal(h.clock.pending('refresh').length, 0);
   });
 
   test('close during a failing-refresh backoff: no retry after close', async () => {

@@ -249,7 +249,7 @@ describe('session with the cache off', () => {
     const h = new Harness({ cacheEnabled: false });
     const s = h.connect(h.store.fixture());
     assert.equal(s.refreshArmed, false);
-    assert.deepEqual(h.clock.pending(), []);
+    assert.deepEqual(h.clock.pending('refresh'), []);
     await h.clock.advance(10 * h.refreshIntervalMs);
     assert.equal(h.store.count('refreshIdentities'), 0);
     assert.equal(h.callCount(), 0);
@@ -263,13 +263,13 @@ describe('session close', () => {
     const fx = h.store.fixture();
     const s = h.connect(fx);
     assert.equal(s.refreshArmed, true);
-    assert.equal(h.clock.pending().length, 1, 'the refresh timer is armed at connect');
+    assert.equal(h.clock.pending('refresh').length, 1, 'the refresh timer is armed at connect');
 
     await h.clock.advance(1234);
     s.close();
     assert.equal(s.closed, true);
     assert.equal(s.refreshArmed, false);
-    assert.deepEqual(h.clock.pending(), [], 'the refresh timer is cleared');
+    assert.deepEqual(h.clock.pending('refresh'), [], 'the refresh timer is cleared');
     assert.equal(s.identity.cached, false);
     assert.equal(h.registry.has(s), false);
     assert.equal(h.registry.byAgent.has(fx.agent.id), false);

@@ -49,7 +49,7 @@ class Pull {
       return Promise.resolve(more);
     }
     return new Promise((resolve) => {
-      const timer = clock.setTimeout(() => this.waiting?.(false), timeoutMs);
+      const timer = clock.setTimeout(() => this.waiting?.(false), timeoutMs, 'answer_pull');
       this.waiting = (more) => {
         clock.clearTimeout(timer);
         this.waiting = undefined;
@@ -118,13 +118,17 @@ export class TreeQuestions {
         finish();
         return;
       }
-      timer = this.clock.setTimeout(() => {
-        this.log.warn(
-          { kind, workerPids: [...pending].map((w) => w.process.pid) },
-          'a worker did not answer in time; answering without it',
-        );
-        finish();
-      }, timeoutMs);
+      timer = this.clock.setTimeout(
+        () => {
+          this.log.warn(
+            { kind, workerPids: [...pending].map((w) => w.process.pid) },
+            'a worker did not answer in time; answering without it',
+          );
+          finish();
+        },
+        timeoutMs,
+        'gather',
+      );
       for (const w of workers) {
         sendMessage(w, { agentgate: 'gather', id, kind }).catch(() => {
           if (pending.delete(w) && pending.size === 0) finish();
@@ -144,7 +148,7 @@ export class TreeQuestions {
     shared.body.then(() => {
       shared.until = this.clock.now() + SHARED_GATHER_MS;
       // Streams still answering keep their body; the primary keeps none once the second is over.
-      this.clock.setTimeout(forget, SHARED_GATHER_MS).unref?.();
+      this.clock.setTimeout(forget, SHARED_GATHER_MS, 'shared_gather').unref?.();
     }, forget);
     return shared.body;
   }

@@ -20,7 +20,7 @@ export interface DrainDeps {
 
 function sleep(clock: Clock, ms: number): Promise<void> {
   if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => clock.setTimeout(resolve, ms));
+  return new Promise((resolve) => clock.setTimeout(resolve, ms, 'drain_spread'));
 }
 
 export async function drain(conns: AgentConnection[], deps: DrainDeps, timeoutMs: number): Promise<void> {

@@ -80,10 +80,10 @@ export class Gateway implements GatewayApi {
     this.core.agentMetrics.startSweeping(this.clock);
     const usage = () => {
       this.flushUsage();
-      this.usageTimer = this.clock.setTimeout(usage, this.opts.config.usageFlushIntervalMs);
+      this.usageTimer = this.clock.setTimeout(usage, this.opts.config.usageFlushIntervalMs, 'usage_flush');
       this.usageTimer.unref?.();
     };
-    this.usageTimer = this.clock.setTimeout(usage, this.opts.config.usageFlushIntervalMs);
+    this.usageTimer = this.clock.setTimeout(usage, this.opts.config.usageFlushIntervalMs, 'usage_flush');
     this.usageTimer.unref?.();
   }
 

@@ -24,10 +24,10 @@ export class Heartbeat {
   start(): void {
     const tick = () => {
       this.tick();
-      this.timer = this.clock.setTimeout(tick, this.intervalMs / 10);
+      this.timer = this.clock.setTimeout(tick, this.intervalMs / 10, 'heartbeat');
       this.timer.unref?.();
     };
-    this.timer = this.clock.setTimeout(tick, this.intervalMs / 10);
+    this.timer = this.clock.setTimeout(tick, this.intervalMs / 10, 'heartbeat');
     this.timer.unref?.();
   }
 

@@ -219,10 +219,10 @@ export class AgentMetrics {
     const every = Math.max(1000, Math.round(this.expireAfterMs / 4));
     const tick = () => {
       this.sweep(clock.now());
-      this.timer = clock.setTimeout(tick, every);
+      this.timer = clock.setTimeout(tick, every, 'agent_metrics_sweep');
       this.timer.unref?.();
     };
-    this.timer = clock.setTimeout(tick, every);
+    this.timer = clock.setTimeout(tick, every, 'agent_metrics_sweep');
     this.timer.unref?.();
   }
 

@@ -43,7 +43,7 @@ export class DbHealth {
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    this.timer = this.clock.setTimeout(() => void this.probe(), ms);
+    this.timer = this.clock.setTimeout(() => void this.probe(), ms, 'health_probe');
     this.timer.unref?.();
   }
 
@@ -54,7 +54,11 @@ export class DbHealth {
       await Promise.race([
         this.ping(),
         new Promise((_, reject) => {
-          timeout = this.clock.setTimeout(() => reject(new Error('health probe timed out')), this.timeoutMs);
+          timeout = this.clock.setTimeout(
+            () => reject(new Error('health probe timed out')),
+            this.timeoutMs,
+            'health_timeout',
+          );
         }),
       ]);
       this.succeeded();

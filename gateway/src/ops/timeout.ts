@@ -9,7 +9,7 @@ export class TimeoutError extends Error {
 
 export function withTimeout<T>(p: Promise<T>, ms: number, clock: Clock = systemClock): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const t = clock.setTimeout(() => reject(new TimeoutError(`timed out after ${ms} ms`)), ms);
+    const t = clock.setTimeout(() => reject(new TimeoutError(`timed out after ${ms} ms`)), ms, 'timeout');
     p.then(
       (v) => {
         clock.clearTimeout(t);

@@ -183,9 +183,13 @@ export class AgentConnection implements FrameSource {
     // backpressure or the drain reads again; frames it still carries are dropped (onMessage).
     if (this.ws.isPaused) this.ws.resume();
     // A peer that never answers the close handshake is cut off.
-    this.cutTimer = this.deps.clock.setTimeout(() => {
-      if (this.ws.readyState !== WebSocket.CLOSED) this.ws.terminate();
-    }, CLOSE_HANDSHAKE_MS);
+    this.cutTimer = this.deps.clock.setTimeout(
+      () => {
+        if (this.ws.readyState !== WebSocket.CLOSED) this.ws.terminate();
+      },
+      CLOSE_HANDSHAKE_MS,
+      'close_handshake',
+    );
     this.cutTimer.unref?.();
   }
 
@@ -210,17 +214,21 @@ export class AgentConnection implements FrameSource {
       return closed;
     }
     const { clock } = this.deps;
-    const stopReading = clock.setTimeout(() => {
-      this.quiescing = true;
-      if (!this.ws.isPaused) this.ws.pause();
-    }, readForMs);
+    const stopReading = clock.setTimeout(
+      () => {
+        this.quiescing = true;
+        if (!this.ws.isPaused) this.ws.pause();
+      },
+      readForMs,
+      'drain_stop_reading',
+    );
     const send = () => {
       clock.clearTimeout(stopReading);
       clock.clearTimeout(giveUp);
       this.idleWaiters = this.idleWaiters.filter((w) => w !== send);
       this.close(code, reason);
     };
-    const giveUp = clock.setTimeout(send, maxMs);
+    const giveUp = clock.setTimeout(send, maxMs, 'drain_give_up');
     this.idleWaiters.push(send);
     return closed;
   }

@@ -158,10 +158,14 @@ export class IdentityInvalidation implements IdentitySink {
     const now = clock.now();
     if (now < this.resyncPendingUntil) {
       if (this.resyncAgain === undefined) {
-        this.resyncAgain = clock.setTimeout(() => {
-          this.resyncAgain = undefined;
-          this.startResync();
-        }, this.resyncPendingUntil - now);
+        this.resyncAgain = clock.setTimeout(
+          () => {
+            this.resyncAgain = undefined;
+            this.startResync();
+          },
+          this.resyncPendingUntil - now,
+          'resync_again',
+        );
         this.resyncAgain.unref?.();
       }
       return false;
@@ -191,16 +195,20 @@ export class IdentityInvalidation implements IdentitySink {
     }
     this.allSuppressed++;
     if (this.allSummary !== undefined) return;
-    this.allSummary = clock.setTimeout(() => {
-      this.allSummary = undefined;
-      this.allLoggedUntil = clock.now() + RESYNC_LOG_EVERY_MS;
-      const suppressed = this.allSuppressed;
-      this.allSuppressed = 0;
-      log.info(
-        { sessions: this.o.registry.size, suppressed, withinMs: RESYNC_LOG_EVERY_MS },
-        `suppressed ${suppressed} more resync requests by NOTIFY`,
-      );
-    }, this.allLoggedUntil - now);
+    this.allSummary = clock.setTimeout(
+      () => {
+        this.allSummary = undefined;
+        this.allLoggedUntil = clock.now() + RESYNC_LOG_EVERY_MS;
+        const suppressed = this.allSuppressed;
+        this.allSuppressed = 0;
+        log.info(
+          { sessions: this.o.registry.size, suppressed, withinMs: RESYNC_LOG_EVERY_MS },
+          `suppressed ${suppressed} more resync requests by NOTIFY`,
+        );
+      },
+      this.allLoggedUntil - now,
+      'resync_log',
+    );
     this.allSummary.unref?.();
   }
 

@@ -57,7 +57,7 @@ export class RefreshBatcher {
       if (at < this.flushAt) {
         this.clock.clearTimeout(this.timer);
         this.flushAt = at;
-        this.timer = this.clock.setTimeout(() => void this.flush(), wait);
+        this.timer = this.clock.setTimeout(() => void this.flush(), wait, 'refresh_batch');
       }
     });
   }

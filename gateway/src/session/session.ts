@@ -15,7 +15,7 @@ import {
   type WorkspaceRow,
 } from '../domain.js';
 import type { AgentMetrics } from '../ops/agent-metrics.js';
-import type { Clock, TimerHandle } from '../ops/clock.js';
+import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { GatewayMetrics } from '../ops/metrics.js';
 import type { Store } from '../store/store.js';
@@ -53,21 +53,19 @@ export class Session {
   readonly connectedAt: number;
   subject: Subject;
   readonly identity = new IdentityCache();
-  /** The identity last loaded (cached or not): labels and autostart schedule for every frame. */
-  current: WorkspaceIdentity;
+  /**
+   * The identity last loaded, whether cached or not (a prebuild's, or with the cache off): the names
+   * the agent's metric series carry, compared on each load to tell a rename.
+   */
+  loaded: WorkspaceIdentity;
   lastRefreshAt: number | undefined;
   lastRefreshOutcome: RefreshOutcome = 'none';
   closed = false;
   revoked: RevokeReason | undefined;
   /** Set by the connection: closes the socket with 4501. */
   onRevoke: ((reason: RevokeReason) => void) | undefined;
-  private scheduler: RefreshScheduler | undefined;
-  /** With the cache off there is no scheduler: a requested refresh (SPEC §8 push) runs from this timer. */
-  private pushTimer: TimerHandle | undefined;
-  private pushDueAt = Number.POSITIVE_INFINITY;
+  private readonly scheduler: RefreshScheduler;
   private slowPath: Promise<WorkspaceIdentity | null> | undefined;
-  /** The next refresh was asked for (refreshIn): its read waits the short window, not a timer's. */
-  private pushed = false;
   /** The row the last refresh applied. */
   private lastRow: RefreshRow | undefined;
   /** Lower case: tokens are UUIDs, compared case-insensitively (SPEC §3). */
@@ -80,6 +78,15 @@ export class Session {
     token: string,
   ) {
     this.token = token.toLowerCase();
+    this.scheduler = new RefreshScheduler(
+      deps.clock,
+      {
+        intervalMs: deps.refreshIntervalMs,
+        periodic: deps.cacheEnabled,
+        ...(deps.random ? { random: deps.random } : {}),
+      },
+      (urgent) => this.refresh(urgent),
+    );
     this.connectedAt = deps.clock.now();
     const ws = row.workspace;
     this.subject = {
@@ -90,9 +97,9 @@ export class Session {
       organizationId: ws.organizationId,
       templateId: ws.templateId,
     };
-    this.current = identityOf(ws);
+    this.loaded = identityOf(ws);
     // Connect: the identity comes from the row of the token check, with no second query.
-    if (deps.cacheEnabled && !isPrebuildOwner(ws.ownerId)) this.identity.update(this.current);
+    if (deps.cacheEnabled && !isPrebuildOwner(ws.ownerId)) this.identity.update(this.loaded);
   }
 
   get prebuild(): boolean {
@@ -107,10 +114,7 @@ export class Session {
       connectedAt: new Date(this.connectedAt).toISOString(),
       disconnectedAt: null,
     });
-    if (deps.cacheEnabled) {
-      this.scheduler = new RefreshScheduler(deps.clock, deps.refreshIntervalMs, () => this.refresh(), deps.random);
-      this.scheduler.start();
-    }
+    this.scheduler.start();
     deps.onStart?.(this);
   }
 
@@ -165,14 +169,15 @@ export class Session {
     return mayUpdate(this.subject, objectFromIdentity(identity)) ? identity : null;
   }
 
-  /** One timer refresh (SPEC §5). Resolves false on a database error so the scheduler backs off. */
-  async refresh(): Promise<boolean> {
+  /**
+   * One refresh (SPEC §5): `urgent` when pushed (SPEC §8), so that its batched read does not wait a
+   * timer refresh's longer window. Resolves false on a database error so the scheduler backs off.
+   */
+  async refresh(urgent = false): Promise<boolean> {
     const { deps } = this;
     if (this.closed) return true;
     let row: Awaited<ReturnType<RefreshBatcher['load']>>;
     try {
-      const urgent = this.pushed;
-      this.pushed = false;
       row = await deps.refreshBatcher.load(this.subject.agentId, this.subject.workspaceId, () => !this.closed, urgent);
     } catch (err) {
       if (this.closed) return true;
@@ -215,10 +220,10 @@ export class Session {
       s.organizationId !== ws.organizationId ||
       s.templateId !== ws.templateId;
     const labelsChanged =
-      this.current.name !== next.name ||
-      this.current.ownerUsername !== next.ownerUsername ||
-      this.current.templateName !== next.templateName;
-    this.current = next;
+      this.loaded.name !== next.name ||
+      this.loaded.ownerUsername !== next.ownerUsername ||
+      this.loaded.templateName !== next.templateName;
+    this.loaded = next;
     if (subjectChanged) {
       this.subject = {
         ...s,
@@ -247,7 +252,7 @@ export class Session {
     if (this.revoked) return;
     this.revoked = reason;
     this.identity.clear();
-    this.scheduler?.stop();
+    this.scheduler.stop();
     this.deps.log.info({ agentId: this.subject.agentId, reason }, 'session no longer authorized');
     this.onRevoke?.(reason);
   }
@@ -256,11 +261,9 @@ export class Session {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.scheduler?.stop();
-    this.scheduler = undefined;
+    this.scheduler.stop();
     this.identity.clear();
     const { deps } = this;
-    deps.clock.clearTimeout(this.pushTimer);
     deps.registry.delete(this);
     deps.recordConnection(this.subject.agentId, {
       connectedAt: null,
@@ -270,30 +273,16 @@ export class Session {
 
   /**
    * Refresh `delayMs` from now, or sooner if a refresh is already due sooner (SPEC §8: a NOTIFY
-   * named this session, or a resync), through the batched read. With the cache off no timer runs,
-   * but a revocation must still close the socket within 1 s: then the refresh runs from a one-shot
-   * timer.
+   * named this session, or a resync), through the batched read; with the cache off too, so that a
+   * revocation closes the socket within 1 s.
    */
   refreshIn(delayMs: number): void {
     if (this.closed || this.revoked !== undefined) return;
-    this.pushed = true;
-    if (this.scheduler) {
-      this.scheduler.rearm(delayMs);
-      return;
-    }
-    const { clock } = this.deps;
-    const at = clock.now() + Math.round(delayMs);
-    // As the scheduler's rearm: a later push never postpones the one already due sooner.
-    if (this.pushTimer !== undefined && this.pushDueAt <= at) return;
-    clock.clearTimeout(this.pushTimer);
-    this.pushDueAt = at;
-    this.pushTimer = clock.setTimeout(() => {
-      this.pushTimer = undefined;
-      void this.refresh();
-    }, Math.round(delayMs));
+    this.scheduler.push(delayMs);
   }
 
+  /** A refresh is due (its timer is pending). */
   get refreshArmed(): boolean {
-    return this.scheduler?.active === true;
+    return this.scheduler.armed;
   }
 }

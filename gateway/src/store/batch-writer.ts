@@ -88,11 +88,15 @@ export class BatchWriter<T> {
   /** While frames wait behind a slow or failing database, answer the ones past their deadline. */
   private armSweeper(): void {
     if (this.sweeper !== undefined) return;
-    this.sweeper = this.opts.clock.setTimeout(() => {
-      this.sweeper = undefined;
-      this.expireOld();
-      if (this.queue.length > 0 && (this.inFlight || this.failures > 0)) this.armSweeper();
-    }, 1000);
+    this.sweeper = this.opts.clock.setTimeout(
+      () => {
+        this.sweeper = undefined;
+        this.expireOld();
+        if (this.queue.length > 0 && (this.inFlight || this.failures > 0)) this.armSweeper();
+      },
+      1000,
+      'writer_sweep',
+    );
     this.sweeper.unref?.();
   }
 
@@ -175,14 +179,24 @@ export class BatchWriter<T> {
     const ac = new AbortController();
     return new Promise<void>((resolve, reject) => {
       let grace: TimerHandle | undefined;
-      const timer = clock.setTimeout(() => {
-        ac.abort();
-        // The cancel normally makes the statement fail at once; a server that cannot be reached
-        // may never answer, and then the attempt is abandoned (its outcome unknown).
-        grace = clock.setTimeout(() => {
-          reject(Object.assign(new Error(`write did not answer in ${ATTEMPT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }));
-        }, CANCEL_GRACE_MS);
-      }, ATTEMPT_TIMEOUT_MS);
+      const timer = clock.setTimeout(
+        () => {
+          ac.abort();
+          // The cancel normally makes the statement fail at once; a server that cannot be reached
+          // may never answer, and then the attempt is abandoned (its outcome unknown).
+          grace = clock.setTimeout(
+            () => {
+              reject(
+                Object.assign(new Error(`write did not answer in ${ATTEMPT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }),
+              );
+            },
+            CANCEL_GRACE_MS,
+            'writer_cancel_grace',
+          );
+        },
+        ATTEMPT_TIMEOUT_MS,
+        'writer_attempt',
+      );
       this.opts.write(items, ac.signal).then(
         () => {
           clock.clearTimeout(timer);
@@ -213,11 +227,15 @@ export class BatchWriter<T> {
 
   private scheduleRetry(): void {
     const delay = Math.min(2000, 50 * 2 ** Math.min(this.failures, 6));
-    this.retryTimer = this.opts.clock.setTimeout(() => {
-      this.retryTimer = undefined;
-      this.expireOld();
-      void this.flush();
-    }, delay);
+    this.retryTimer = this.opts.clock.setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        this.expireOld();
+        void this.flush();
+      },
+      delay,
+      'writer_retry',
+    );
   }
 
   /**

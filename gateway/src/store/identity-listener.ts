@@ -136,12 +136,12 @@ export class IdentityListener {
       );
     this.active = false;
     this.opts.clock.clearTimeout(this.timer);
-    this.timer = this.opts.clock.setTimeout(() => void this.attempt(), jittered);
+    this.timer = this.opts.clock.setTimeout(() => void this.attempt(), jittered, 'listen_retry');
     this.timer.unref?.();
   }
 
   private armPing(sql: postgres.Sql): void {
-    this.pingTimer = this.opts.clock.setTimeout(() => void this.ping(sql), this.pingIntervalMs);
+    this.pingTimer = this.opts.clock.setTimeout(() => void this.ping(sql), this.pingIntervalMs, 'listen_ping');
     this.pingTimer.unref?.();
   }
 
@@ -152,7 +152,11 @@ export class IdentityListener {
       await Promise.race([
         sql.unsafe('select 1'),
         new Promise((_, reject) => {
-          timeout = this.opts.clock.setTimeout(() => reject(new Error('ping timed out')), this.pingTimeoutMs);
+          timeout = this.opts.clock.setTimeout(
+            () => reject(new Error('ping timed out')),
+            this.pingTimeoutMs,
+            'listen_ping_timeout',
+          );
         }),
       ]);
     } catch (err) {

@@ -46,10 +46,14 @@ export class KeyedFlusher<V> {
       });
       return;
     }
-    this.timer = this.opts.clock.setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, ms);
+    this.timer = this.opts.clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        void this.flush();
+      },
+      ms,
+      `flush_${this.opts.name}`,
+    );
   }
 
   /**
