@@ -10,9 +10,11 @@
 //    answers no rows (an unknown token, a deleted workspace), and a query pipelined behind it may
 //    receive another query's rows. Fix: when the socket closes, every query left on the connection
 //    is rejected, whatever the close says, and forgotten.
-// 2. An unhandled rejection: the array-types query that a new connection runs before its first
-//    query is an async call nobody awaits; a reset during it rejected with nobody listening. Fix:
-//    its failure fails the query that waits for the connection.
+// 2. Unhandled rejections: the array-types query that a new connection runs before its first
+//    query is an async call nobody awaits, and `query.cancel()` drops the promise of its cancel
+//    request; a reset during either rejected with nobody listening. Fix: a failed types query
+//    fails the query that waits for the connection, and `cancel()` returns its promise (the
+//    gateway catches it: a cancel that cannot reach the server is of no interest).
 //
 // Idempotent. When postgres.js is not the version these were made for, it patches nothing and
 // says so; tests/unit/postgres-close-race.test.ts then tells whether the faults are still there.
@@ -24,6 +26,17 @@ const VERSION = '3.4.9';
 const MARK = '// agentgate patch';
 const HUNKS = [
   {
+    file: 'query.js',
+    before: `    return this.canceller && (this.canceller(this), this.canceller = null)
+`,
+    after: `    ${MARK} (patches/postgres-close-race.mjs): return the cancel request's promise.
+    const canceller = this.canceller
+    this.canceller = null
+    return canceller ? canceller(this) : undefined
+`,
+  },
+  {
+    file: 'connection.js',
     before: `    socket.removeAllListeners()
     socket = null
 
@@ -47,6 +60,7 @@ const HUNKS = [
 `,
   },
   {
+    file: 'connection.js',
     before: `        return fetchArrayTypes()
 `,
     after: `        ${MARK} (patches/postgres-close-race.mjs): nobody awaited this call.
@@ -67,18 +81,20 @@ if (version !== VERSION) {
 }
 let patched = 0;
 for (const flavour of ['src', 'cjs/src', 'cf/src']) {
-  const file = join(pkgDir, flavour, 'connection.js');
-  if (!existsSync(file)) continue;
-  let text = readFileSync(file, 'utf8');
-  if (text.includes(MARK)) continue;
-  for (const { before, after } of HUNKS) {
-    if (text.split(before).length !== 2) {
-      console.error(`patches/postgres-close-race.mjs: ${file} does not hold the expected code once; not patched`);
-      process.exit(1);
+  for (const name of new Set(HUNKS.map((h) => h.file))) {
+    const file = join(pkgDir, flavour, name);
+    if (!existsSync(file)) continue;
+    let text = readFileSync(file, 'utf8');
+    if (text.includes(MARK)) continue;
+    for (const { before, after } of HUNKS.filter((h) => h.file === name)) {
+      if (text.split(before).length !== 2) {
+        console.error(`patches/postgres-close-race.mjs: ${file} does not hold the expected code once; not patched`);
+        process.exit(1);
+      }
+      text = text.replace(before, after);
     }
-    text = text.replace(before, after);
+    writeFileSync(file, text);
+    patched++;
   }
-  writeFileSync(file, text);
-  patched++;
 }
 if (patched > 0) console.log(`patches/postgres-close-race.mjs: patched postgres ${VERSION} (${patched} files)`);

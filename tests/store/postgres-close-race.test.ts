@@ -3,7 +3,7 @@
 // resolve with an empty result (an INSERT acknowledged without its row) or with another query's
 // rows, and never hang. Unpatched 3.4.9 hangs here (a stale query waits for an answer that went to
 // another) or resolves queries with no result; the array-types query of a reconnect rejected with
-// nobody listening.
+// nobody listening, and so did a cancel request that could not reach the server.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
@@ -23,7 +23,10 @@ describe('postgres.js: queries around a connection reset (patches/postgres-close
   before(async () => {
     db = await freshDatabase();
     proxy = await startTcpProxy(db.url);
-    await db.sql`create table race (id int primary key)`;
+    // Made by the database's owner role, which the test's connections use (db.sql is the superuser).
+    const owner = postgres(db.url, { max: 1, onnotice: () => {} });
+    await owner`create table race (id int primary key)`;
+    await owner.end();
     process.on('unhandledRejection', onUnhandled);
   });
   after(async () => {
@@ -77,6 +80,29 @@ describe('postgres.js: queries around a connection reset (patches/postgres-close
       assert.ok(acked.length > ROUNDS, `only ${acked.length} inserts succeeded`);
       assert.deepEqual(unhandled, [], 'postgres.js rejected a promise nobody awaited');
     } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  test('cancel() returns the promise of its cancel request, which a dead server rejects', async () => {
+    const sql = postgres(proxy.rewrite(db.url), { max: 1, onnotice: () => {} });
+    try {
+      await sql`select 1`;
+      const slow = sql`select pg_sleep(30)`;
+      const failed = slow.then(
+        () => 'resolved',
+        () => 'rejected',
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      await proxy.cut(); // the cancel request's own connection is refused
+      const sent = slow.cancel() as unknown;
+      assert.ok(sent instanceof Promise, 'cancel() returned no promise: its rejection would be unhandled');
+      await assert.rejects(sent as Promise<unknown>);
+      assert.equal(await failed, 'rejected');
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      await proxy.restore();
       await sql.end({ timeout: 1 });
     }
   });
