@@ -1,27 +1,25 @@
-// BatchUpdateMetadata (SPEC §4): keys budget, value/error truncation, server collected_at (set by
-// the writer at commit), only declared keys (the writer's join), answered after commit.
+// BatchUpdateMetadata (SPEC §4): the keys budget, value and error truncation, the server's
+// collected_at (set by the statement at commit), only declared keys (the statement's join),
+// answered after commit.
 import {
   BatchUpdateMetadataParams,
+  compile,
   METADATA_KEYS_BUDGET_BYTES,
   METADATA_VALUE_LIMIT_BYTES,
   type MetadataOverflowData,
+  Methods,
+  paramErrors,
   RpcError,
   RpcErrorMessage,
+  storable,
+  toInt,
 } from '@agentgate/shared';
-import type { Logger } from '../ops/log.js';
-import type { BatchWriter, WriteDone } from '../store/batch-writer.js';
-import type { MetadataUpdate, MetadataWrite } from '../store/frame-writers.js';
-import { constantResult, type HandlerOutcome, invalidParams, notAuthorized, rpcError, writeFailed } from './outcome.js';
-import { compile, schemaErrors, storable, toInt } from './params.js';
-import type { Handler } from './types.js';
+import type { Session } from '../session/session.js';
+import { type MetadataUpdate, type MetadataWrite, updateMetadataBatch } from '../store/metadata.js';
+import { constantResult, invalidParams, notAuthorized, type Outcome, rpcError, writeFailed } from './outcome.js';
+import type { Method, MethodDeps } from './types.js';
 
 const check = compile(BatchUpdateMetadataParams);
-
-export interface MetadataDeps {
-  writer: BatchWriter<MetadataWrite>;
-  log: Logger;
-}
-
 const ok = constantResult({});
 
 /** Cuts `s` to at most `limit` UTF-8 bytes without splitting a character. */
@@ -70,15 +68,21 @@ export function limitMetadata(items: { key: string; result: { value?: string; er
   return { updates, droppedKeys };
 }
 
-export function metadataHandler(deps: MetadataDeps): Handler {
-  return (session, params) => {
-    if (!check.Check(params)) return schemaErrors(check, params);
+export function batchUpdateMetadata(deps: MethodDeps): Method {
+  const { clock, log } = deps;
+  // collected_at is the server's clock at commit (SPEC §4).
+  const writer = deps.writer<MetadataWrite>('workspace_agent_metadata', 1000, (items) =>
+    deps.db.bulk(updateMetadataBatch, items, new Date(clock.now()).toISOString()),
+  );
+
+  async function handle(session: Session, params: unknown): Promise<Outcome> {
+    if (!check.Check(params)) return invalidParams(paramErrors(check, params));
     // `age` is accepted and ignored, but only as an int (SPEC §4): the schema cannot say "safe".
     const badAge = params.metadata.findIndex((m) => m.result.age !== undefined && toInt(m.result.age) < 0);
     if (badAge >= 0)
       return invalidParams([{ path: `/metadata/${badAge}/result/age`, message: 'Expected a safe integer' }]);
     const { updates, droppedKeys } = limitMetadata(params.metadata);
-    const answer: HandlerOutcome =
+    const answer: Outcome =
       droppedKeys.length === 0
         ? ok
         : rpcError(
@@ -86,23 +90,12 @@ export function metadataHandler(deps: MetadataDeps): Handler {
             `${RpcErrorMessage[RpcError.MetadataKeysTooLong]}: keys of one call exceed ${METADATA_KEYS_BUDGET_BYTES} bytes`,
             { droppedKeys } satisfies MetadataOverflowData,
           );
-    const auth = session.authorize();
-    const finish = (identity: Awaited<typeof auth>): HandlerOutcome | Promise<HandlerOutcome> => {
-      if (identity === null) return notAuthorized;
-      if (updates.length === 0) return answer;
-      return new Promise<HandlerOutcome>((resolve) => {
-        const reply: WriteDone = (outcome, err) =>
-          resolve(
-            outcome === 'ok'
-              ? answer
-              : writeFailed(deps.log, outcome, err, {
-                  method: 'BatchUpdateMetadata',
-                  agentId: session.subject.agentId,
-                }),
-          );
-        deps.writer.submit({ agentId: session.subject.agentId, updates }, reply);
-      });
-    };
-    return auth instanceof Promise ? auth.then(finish) : finish(auth);
-  };
+    if ((await session.authorize()) === null) return notAuthorized;
+    if (updates.length === 0) return answer;
+    const { agentId } = session.subject;
+    const written = await writer.write({ agentId, updates });
+    return written === 'ok' ? answer : writeFailed(log, written, { method: Methods.BatchUpdateMetadata, agentId });
+  }
+
+  return { name: Methods.BatchUpdateMetadata, handle, idle: () => writer.idle() };
 }

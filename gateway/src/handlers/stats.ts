@@ -1,93 +1,76 @@
-// UpdateStats (SPEC §4): one stats row per report, answered after commit; agent metrics exported
-// with identity labels; activity (connectionCount > 0) bumps, notifies and marks the workspace used.
+// UpdateStats (SPEC §4): one stats row per report, answered after commit; the agent's metrics
+// exported with its identity's labels; activity (connectionCount > 0) bumps, notifies and marks the
+// workspace used.
 import {
+  compile,
+  formatProtoDuration,
+  MAX_REPORTED_ERRORS,
+  Methods,
   type ParamError,
+  paramErrors,
   STATS_INT_FIELDS,
   type Stats,
+  storable,
+  toInt,
   UpdateStatsParams,
   type UpdateStatsResult,
 } from '@agentgate/shared';
-import type { AgentMetrics } from '../ops/agent-metrics.js';
-import type { Clock } from '../ops/clock.js';
-import type { Logger } from '../ops/log.js';
-import type { ActivityWriter } from '../store/activity-writer.js';
-import type { BatchWriter, WriteDone } from '../store/batch-writer.js';
-import { uuidv7 } from '../store/ids.js';
-import type { StatsRow } from '../store/store.js';
-import { constantResult, type HandlerOutcome, invalidParams, notAuthorized, writeFailed } from './outcome.js';
-import { compile, MAX_REPORTED_ERRORS, schemaErrors, storable, toInt } from './params.js';
-import type { Handler } from './types.js';
+import type { Session } from '../session/session.js';
+import { insertStatsBatch, type StatsRow, uuidv7 } from '../store/stats.js';
+import { constantResult, invalidParams, notAuthorized, type Outcome, writeFailed } from './outcome.js';
+import type { Method, MethodDeps } from './types.js';
 
 const check = compile(UpdateStatsParams);
 
-export interface StatsDeps {
-  writer: BatchWriter<StatsRow>;
-  activity: ActivityWriter;
-  agentMetrics: AgentMetrics;
-  clock: Clock;
-  log: Logger;
-  reportInterval: string;
-}
+export function updateStats(deps: MethodDeps): Method {
+  const { clock, log, agentMetrics, activity } = deps;
+  const writer = deps.writer<StatsRow>('workspace_agent_stats', 2000, (rows) => deps.db.bulk(insertStatsBatch, rows));
+  const reportInterval = formatProtoDuration(deps.reportIntervalMs);
+  const intervalOnly = constantResult({ reportInterval } satisfies UpdateStatsResult);
 
-export function statsHandler(deps: StatsDeps): Handler {
-  const intervalOnly = constantResult({ reportInterval: deps.reportInterval } satisfies UpdateStatsResult);
-  return (session, params) => {
+  async function handle(session: Session, params: unknown): Promise<Outcome> {
     const p = params === undefined ? {} : params;
-    if (!check.Check(p)) return schemaErrors(check, p);
+    if (!check.Check(p)) return invalidParams(paramErrors(check, p));
     const stats = p.stats;
+    // Without stats it only returns the interval: nothing is authorized or written.
     if (stats === undefined) return intervalOnly;
     const row = statsRow(stats);
-    if ('errors' in row) return invalidParams(row.errors);
+    if (Array.isArray(row)) return invalidParams(row);
+    const identity = await session.authorize();
+    if (identity === null) return notAuthorized;
+    const s = session.subject;
+    const now = clock.now();
+    row.id = uuidv7(now);
+    row.createdAt = new Date(now).toISOString();
+    row.userId = s.ownerId;
+    row.agentId = s.agentId;
+    row.workspaceId = s.workspaceId;
+    row.templateId = s.templateId;
+    const written = await writer.write(row);
+    if (written !== 'ok') return writeFailed(log, written, { method: Methods.UpdateStats, agentId: s.agentId });
+    if (stats.metrics && stats.metrics.length > 0) {
+      const labels = {
+        agentName: s.agentName,
+        username: identity.ownerUsername,
+        workspaceName: identity.name,
+        templateName: identity.templateName,
+      };
+      agentMetrics.update(s.agentId, labels, stats.metrics, clock.now());
+    }
+    if (row.connectionCount > 0) {
+      const { ownerId, workspaceId } = s;
+      activity.record(workspaceId, { ownerId, autostartSchedule: identity.autostartSchedule, prebuild: session.prebuild });
+    }
+    return intervalOnly;
+  }
 
-    const auth = session.authorize();
-    const finish = (identity: Awaited<typeof auth>): HandlerOutcome | Promise<HandlerOutcome> => {
-      if (identity === null) return notAuthorized;
-      const s = session.subject;
-      const r = row.row;
-      const now = deps.clock.now();
-      r.id = uuidv7(now);
-      r.createdAt = new Date(now).toISOString();
-      r.userId = s.ownerId;
-      r.agentId = s.agentId;
-      r.workspaceId = s.workspaceId;
-      r.templateId = s.templateId;
-      const activity = r.connectionCount > 0;
-      return new Promise<HandlerOutcome>((resolve) => {
-        const reply: WriteDone = (outcome, err) => {
-          if (outcome !== 'ok')
-            return resolve(writeFailed(deps.log, outcome, err, { method: 'UpdateStats', agentId: s.agentId }));
-          if (stats.metrics && stats.metrics.length > 0) {
-            deps.agentMetrics.update(
-              s.agentId,
-              {
-                agentName: s.agentName,
-                username: identity.ownerUsername,
-                workspaceName: identity.name,
-                templateName: identity.templateName,
-              },
-              stats.metrics,
-              deps.clock.now(),
-            );
-          }
-          if (activity) {
-            deps.activity.record(s.workspaceId, {
-              ownerId: s.ownerId,
-              autostartSchedule: identity.autostartSchedule,
-              prebuild: session.prebuild,
-            });
-          }
-          resolve(intervalOnly);
-        };
-        deps.writer.submit(r, reply);
-      });
-    };
-    return auth instanceof Promise ? auth.then(finish) : finish(auth);
-  };
+  return { name: Methods.UpdateStats, handle, idle: () => writer.idle() };
 }
 
-/** Builds the row's measured part; ids and times are filled after authorization. */
-function statsRow(stats: Stats): { row: StatsRow } | { errors: ParamError[] } {
+/** The row's measured part (ids and times are filled after authorization), or what is wrong with it. */
+function statsRow(stats: Stats): StatsRow | ParamError[] {
   const errors: ParamError[] = [];
+  // The answer stays smaller than the request: at most MAX_REPORTED_ERRORS listed (SPEC §4).
   const bad = (path: string) => {
     if (errors.length < MAX_REPORTED_ERRORS) errors.push({ path, message: 'Expected a safe integer' });
   };
@@ -106,27 +89,25 @@ function statsRow(stats: Stats): { row: StatsRow } | { errors: ParamError[] } {
       byProto[storable(proto)] = n;
     }
   }
-  if (errors.length) return { errors };
+  if (errors.length) return errors;
   const latency = stats.connectionMedianLatencyMs;
   return {
-    row: {
-      id: '',
-      createdAt: '',
-      userId: '',
-      agentId: '',
-      workspaceId: '',
-      templateId: '',
-      connectionsByProto: JSON.stringify(byProto),
-      connectionCount: ints['connectionCount']!,
-      rxPackets: ints['rxPackets']!,
-      rxBytes: ints['rxBytes']!,
-      txPackets: ints['txPackets']!,
-      txBytes: ints['txBytes']!,
-      connectionMedianLatencyMs: latency === undefined || !Number.isFinite(latency) ? -1 : latency,
-      sessionCountVscode: ints['sessionCountVscode']!,
-      sessionCountJetbrains: ints['sessionCountJetbrains']!,
-      sessionCountReconnectingPty: ints['sessionCountReconnectingPty']!,
-      sessionCountSsh: ints['sessionCountSsh']!,
-    },
+    id: '',
+    createdAt: '',
+    userId: '',
+    agentId: '',
+    workspaceId: '',
+    templateId: '',
+    connectionsByProto: JSON.stringify(byProto),
+    connectionCount: ints['connectionCount']!,
+    rxPackets: ints['rxPackets']!,
+    rxBytes: ints['rxBytes']!,
+    txPackets: ints['txPackets']!,
+    txBytes: ints['txBytes']!,
+    connectionMedianLatencyMs: latency === undefined || !Number.isFinite(latency) ? -1 : latency,
+    sessionCountVscode: ints['sessionCountVscode']!,
+    sessionCountJetbrains: ints['sessionCountJetbrains']!,
+    sessionCountReconnectingPty: ints['sessionCountReconnectingPty']!,
+    sessionCountSsh: ints['sessionCountSsh']!,
   };
 }

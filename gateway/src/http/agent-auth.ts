@@ -9,7 +9,8 @@ import type { DbHealth } from '../ops/db-health.js';
 import type { GatewayMetrics } from '../ops/metrics.js';
 import { TimeoutError, withTimeout } from '../ops/timeout.js';
 import { isRetryable } from '../store/errors.js';
-import type { Store } from '../store/store.js';
+import type { Db } from '../store/db.js';
+import { agentByToken } from '../store/lookups.js';
 import type { Refusal } from './responses.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -25,7 +26,7 @@ export interface Accepted {
 }
 
 export interface AgentAuthDeps {
-  store: Store;
+  db: Db;
   health: DbHealth;
   metrics: GatewayMetrics;
   /** True once the gateway drains (SPEC §7): new upgrades answer 503. */
@@ -85,7 +86,7 @@ export class AgentAuth {
     const ac = new AbortController();
     let row: AgentWorkspaceRow | undefined;
     try {
-      row = await withTimeout(deps.store.agentByToken(token, ac.signal), AUTH_TIMEOUT_MS);
+      row = await withTimeout(deps.db.query(agentByToken, token, ac.signal), AUTH_TIMEOUT_MS);
     } catch (err) {
       if (err instanceof TimeoutError) {
         ac.abort(); // cancelled on the server: it does not hold a pool connection that sessions need

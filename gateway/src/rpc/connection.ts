@@ -12,8 +12,7 @@ import { WebSocket } from 'ws';
 import type { Clock, TimerHandle } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Session } from '../session/session.js';
-import type { Answer, FrameSource, Router } from './router.js';
-import { TokenBucket } from './token-bucket.js';
+import { type Answer, type Router, TokenBucket } from './router.js';
 
 /** The part of a `ws` WebSocket the connection uses (a unit test can stand in for it). */
 export interface AgentSocket {
@@ -45,7 +44,7 @@ export interface ConnectionDeps {
 /** How long a peer may take to answer our close frame before the socket is cut. */
 const CLOSE_HANDSHAKE_MS = 5000;
 
-export class AgentConnection implements FrameSource {
+export class AgentConnection {
   /** When the peer last sent anything (frame, ping or pong): the heartbeat reads it. */
   lastSeen: number;
   /** When the heartbeat pings this socket next (spread per socket by the heartbeat). */
@@ -78,10 +77,6 @@ export class AgentConnection implements FrameSource {
     return this.closing;
   }
 
-  take(): boolean {
-    return this.bucket.take(this.deps.clock.now());
-  }
-
   /** Marks the peer alive (pong, ping). */
   seen(): void {
     this.lastSeen = this.deps.clock.now();
@@ -105,9 +100,8 @@ export class AgentConnection implements FrameSource {
   }
 
   private onText(text: string): void {
-    const { answer, requests } = this.deps.router.frame(text, this);
-    if (answer instanceof Promise) this.track(answer, requests);
-    else this.send(answer);
+    const { answer, requests } = this.deps.router.frame(text, this.session, this.bucket);
+    this.track(answer, requests);
   }
 
   /** Counts `n` requests as unanswered until `p` settles; at the limit the socket is not read. */

@@ -5,7 +5,8 @@
 // wait `timerWindowMs` (up to a second), so the jittered timers of many sessions share statements.
 import type { Clock, TimerHandle } from '../ops/clock.js';
 import type { RefreshRow } from '../domain.js';
-import type { Store } from '../store/store.js';
+import type { Db } from '../store/db.js';
+import { refreshIdentities } from '../store/lookups.js';
 
 interface Waiter {
   /** False once the session closed: a closed session never queries the database again. */
@@ -26,7 +27,7 @@ export class RefreshBatcher {
   private flushAt = Number.POSITIVE_INFINITY;
 
   constructor(
-    private readonly store: Store,
+    private readonly db: Db,
     private readonly clock: Clock,
     private readonly onQuery: () => void,
     private readonly windowMs = 20,
@@ -76,7 +77,8 @@ export class RefreshBatcher {
     if (batch.length === 0) return;
     this.onQuery();
     try {
-      const rows = await this.store.refreshIdentities(
+      const rows = await this.db.bulk(
+        refreshIdentities,
         batch.map((p) => ({ agentId: p.agentId, workspaceId: p.workspaceId })),
       );
       const byKey = new Map(rows.map((r) => [`${r.agentId}/${r.workspaceId}`, r]));

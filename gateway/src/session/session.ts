@@ -18,7 +18,8 @@ import type { AgentMetrics } from '../ops/agent-metrics.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { GatewayMetrics } from '../ops/metrics.js';
-import type { Store } from '../store/store.js';
+import type { Db } from '../store/db.js';
+import { workspaceByAgentId } from '../store/lookups.js';
 import { IdentityCache } from './identity-cache.js';
 import type { RefreshBatcher } from './refresh-batcher.js';
 import { RefreshScheduler } from './refresh-scheduler.js';
@@ -30,7 +31,7 @@ export interface AgentConnectionEvent {
 }
 
 export interface SessionDeps {
-  store: Store;
+  db: Db;
   clock: Clock;
   log: Logger;
   metrics: GatewayMetrics;
@@ -119,11 +120,11 @@ export class Session {
   }
 
   /**
-   * SPEC §6. Fast path: the cached identity passes the rule with no database read (returns
-   * synchronously). Otherwise the slow path loads the workspace by agent id. Resolves to the
-   * identity the frame is labelled with, or null when denied (then `revoked` says if terminal).
+   * SPEC §6. Fast path: the cached identity passes the rule with no database read. Otherwise the
+   * slow path loads the workspace by agent id. Resolves to the identity the frame is labelled with,
+   * or null when denied (then `revoked` says if terminal).
    */
-  authorize(): WorkspaceIdentity | null | Promise<WorkspaceIdentity | null> {
+  async authorize(): Promise<WorkspaceIdentity | null> {
     const { deps } = this;
     // Revoked (its socket is closing with 4501) or closed: nothing more is authorized.
     if (this.revoked !== undefined || this.closed) return null;
@@ -152,7 +153,7 @@ export class Session {
   private async loadSlowPath(): Promise<WorkspaceIdentity | null> {
     const { deps } = this;
     deps.metrics.lookup('fallback');
-    const row = await deps.store.workspaceByAgentId(this.subject.agentId);
+    const row = await deps.db.query(workspaceByAgentId, this.subject.agentId);
     if (this.closed) return null;
     const reason = revocationOf(
       this.token,

@@ -6,8 +6,31 @@
 // those are retried until a retry commits, because -32002 promises "not in the database". A batch
 // the database rejects for its data is split in halves, so that only the offending frame fails.
 import type { Clock, TimerHandle } from '../ops/clock.js';
+import { cancel } from './db.js';
 import { isRetryable, outcomeUnknown } from './errors.js';
-import type { WriteBuffer } from './write-buffer.js';
+
+/**
+ * The bound of SPEC §7: frames that may wait for the database, shared by every writer and counting
+ * frames in a batch in flight too. When it is full, new frames are answered -32002 at once.
+ */
+export class WriteBuffer {
+  private used = 0;
+  constructor(readonly capacity: number) {}
+
+  tryTake(): boolean {
+    if (this.used >= this.capacity) return false;
+    this.used++;
+    return true;
+  }
+
+  release(n = 1): void {
+    this.used -= n;
+  }
+
+  get size(): number {
+    return this.used;
+  }
+}
 
 /**
  * An attempt that has not answered in this long is cancelled on the server and retried. It is
@@ -22,15 +45,22 @@ const CANCEL_GRACE_MS = 2_000;
  * attempt bounded by ATTEMPT_TIMEOUT_MS + CANCEL_GRACE_MS, every frame is answered within 30 s.
  */
 const DEFAULT_ANSWER_DEADLINE_MS = 17_000;
+const UNAVAILABLE: Promise<Written> = Promise.resolve('unavailable');
 
-/** ok: committed; unavailable: not written, retry later; rejected: the database refused this frame's data. */
-export type WriteOutcome = 'ok' | 'unavailable' | 'rejected';
-/** Called once per frame; `err` is the database's reason with 'rejected'. */
-export type WriteDone = (outcome: WriteOutcome, err?: unknown) => void;
+/** The database refused this frame's data (its reason in `err`). */
+export class Rejected {
+  constructor(readonly err: unknown) {}
+}
+
+/** ok: committed; unavailable: not written, retry later; Rejected: the database refused this frame's data. */
+export type Written = 'ok' | 'unavailable' | Rejected;
+
+/** One write of the statement: a postgres.js query (a promise the writer may cancel on the server). */
+export type PendingWrite = PromiseLike<unknown> & { cancel?(): unknown };
 
 interface Entry<T> {
   item: T;
-  done: WriteDone;
+  done: (written: Written) => void;
   at: number;
   /** An attempt holding this frame may have committed: it is never answered -32002. */
   inDoubt?: true;
@@ -44,15 +74,13 @@ export interface BatchWriterHooks {
   onFailure(err: unknown): void;
   /** Observes the size of each committed batch. */
   onBatch?(size: number): void;
-  /** A frame's answer callback threw: a bug, reported without disturbing the other frames. */
-  onCallbackError?(err: unknown): void;
 }
 
 export interface BatchWriterOptions<T> {
   name: string;
   maxBatch: number;
-  /** Writes one batch; should stop (and roll back) when `signal` aborts. */
-  write: (items: T[], signal: AbortSignal) => Promise<void>;
+  /** Writes one batch: one statement, cancelled on the server when it does not answer in time. */
+  write: (items: T[]) => PendingWrite;
   buffer: WriteBuffer;
   clock: Clock;
   hooks: BatchWriterHooks;
@@ -74,15 +102,14 @@ export class BatchWriter<T> {
     this.deadlineMs = opts.answerDeadlineMs ?? DEFAULT_ANSWER_DEADLINE_MS;
   }
 
-  /** Queues `item`; `done` is called once, after commit or with the reason it was not written. */
-  submit(item: T, done: WriteDone): void {
-    if (!this.opts.buffer.tryTake()) {
-      done('unavailable');
-      return;
-    }
-    this.queue.push({ item, done, at: this.opts.clock.now() });
-    this.kick();
-    if (this.inFlight || this.failures > 0) this.armSweeper();
+  /** Queues `item`; resolves once, after commit or with the reason it was not written. */
+  write(item: T): Promise<Written> {
+    if (!this.opts.buffer.tryTake()) return UNAVAILABLE;
+    return new Promise((done) => {
+      this.queue.push({ item, done, at: this.opts.clock.now() });
+      this.kick();
+      if (this.inFlight || this.failures > 0) this.armSweeper();
+    });
   }
 
   /** While frames wait behind a slow or failing database, answer the ones past their deadline. */
@@ -129,7 +156,7 @@ export class BatchWriter<T> {
     const batch = this.queue.splice(0, this.opts.maxBatch);
     this.inFlight = true;
     if (this.queue.length > 0) this.armSweeper();
-    const unwritten = await this.write(batch);
+    const unwritten = await this.writeBatch(batch);
     this.inFlight = false;
     if (unwritten.length > 0) {
       this.queue.unshift(...unwritten);
@@ -148,7 +175,7 @@ export class BatchWriter<T> {
    * (a few statements find the bad frame, SPEC §7). Returns the frames left unwritten because the
    * database failed: they go back to the queue.
    */
-  private async write(batch: Entry<T>[]): Promise<Entry<T>[]> {
+  private async writeBatch(batch: Entry<T>[]): Promise<Entry<T>[]> {
     try {
       await this.attempt(batch.map((e) => e.item));
     } catch (err) {
@@ -159,13 +186,13 @@ export class BatchWriter<T> {
       }
       this.opts.hooks.onSuccess();
       if (batch.length === 1) {
-        this.settle(batch, 'rejected', err);
+        this.settle(batch, new Rejected(err));
         return [];
       }
       const half = Math.ceil(batch.length / 2);
-      const left = await this.write(batch.slice(0, half));
+      const left = await this.writeBatch(batch.slice(0, half));
       if (left.length > 0) return [...left, ...batch.slice(half)];
-      return this.write(batch.slice(half));
+      return this.writeBatch(batch.slice(half));
     }
     this.opts.hooks.onSuccess();
     this.opts.hooks.onBatch?.(batch.length);
@@ -173,22 +200,20 @@ export class BatchWriter<T> {
     return [];
   }
 
-  /** One write, cancelled when it outlives ATTEMPT_TIMEOUT_MS. */
+  /** One write, cancelled on the server when it outlives ATTEMPT_TIMEOUT_MS. */
   private attempt(items: T[]): Promise<void> {
     const { clock } = this.opts;
-    const ac = new AbortController();
     return new Promise<void>((resolve, reject) => {
       let grace: TimerHandle | undefined;
+      const query = this.opts.write(items);
       const timer = clock.setTimeout(
         () => {
-          ac.abort();
+          cancel(query);
           // The cancel normally makes the statement fail at once; a server that cannot be reached
           // may never answer, and then the attempt is abandoned (its outcome unknown).
           grace = clock.setTimeout(
             () => {
-              reject(
-                Object.assign(new Error(`write did not answer in ${ATTEMPT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }),
-              );
+              reject(Object.assign(new Error(`write did not answer in ${ATTEMPT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }));
             },
             CANCEL_GRACE_MS,
             'writer_cancel_grace',
@@ -197,7 +222,7 @@ export class BatchWriter<T> {
         ATTEMPT_TIMEOUT_MS,
         'writer_attempt',
       );
-      this.opts.write(items, ac.signal).then(
+      query.then(
         () => {
           clock.clearTimeout(timer);
           clock.clearTimeout(grace);
@@ -212,16 +237,12 @@ export class BatchWriter<T> {
     });
   }
 
-  private settle(entries: Entry<T>[], outcome: WriteOutcome, err?: unknown): void {
+  private settle(entries: Entry<T>[], written: Written): void {
     for (const e of entries) {
       if (e.settled) continue;
       e.settled = true;
       this.opts.buffer.release(1);
-      try {
-        e.done(outcome, err);
-      } catch (bug) {
-        this.opts.hooks.onCallbackError?.(bug);
-      }
+      e.done(written);
     }
   }
 

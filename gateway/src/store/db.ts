@@ -1,7 +1,35 @@
-// One postgres.js pool per process. Every SQL statement of the gateway lives in store/.
+// The gateway's pools and how a statement runs on them. Every SQL statement of the gateway lives in
+// store/, as a plain function of a pool and its arguments (SQL as SQL, STYLE: postgres.js); callers
+// run it through a Db, which picks the pool, so that no layer of forwarding stands between a
+// handler and its statement, and a unit test's fake Db answers each statement by its name.
 import postgres from 'postgres';
 
 export type Sql = postgres.Sql<Record<string, never>>;
+
+/** One statement: a function of the pool and its arguments. */
+export type Statement<A extends unknown[], R> = (sql: Sql, ...args: A) => R;
+
+export interface Db {
+  /**
+   * Runs a per-connection lookup (the token check, the slow path) on the lookups' pool, whose
+   * named prepared statements have good generic plans.
+   */
+  query<A extends unknown[], R>(statement: Statement<A, R>, ...args: A): R;
+  /**
+   * Runs a statement over arrays (group commit, batched refreshes) on the writers' pool, unprepared:
+   * PostgreSQL's generic plan for them does not know the array sizes and ran 25x slower here.
+   * Separate pools also keep lookups from queueing behind a long batch.
+   */
+  bulk<A extends unknown[], R>(statement: Statement<A, R>, ...args: A): R;
+}
+
+/** The Db of the running gateway. */
+export function pgDb(sql: Sql, bulkSql: Sql = sql): Db {
+  return {
+    query: (statement, ...args) => statement(sql, ...args),
+    bulk: (statement, ...args) => statement(bulkSql, ...args),
+  };
+}
 
 export interface DbOptions {
   max?: number;
@@ -43,17 +71,20 @@ export function redactUrl(url: string): string {
 }
 
 /**
- * Sends a cancel request for `query` to the server when `signal` aborts. The cancel travels on a
- * connection of its own, whose failure (the server is gone) is of no interest: the query itself
- * rejects. postgres.js returns that failure as a promise nobody else awaits (SPEC §7).
+ * Sends a cancel request for `query` to the server. The cancel travels on a connection of its own,
+ * whose failure (the server is gone) is of no interest: the query itself rejects. Its promise is
+ * caught here, or it would reject with nobody listening (SPEC §7; patches/postgres-close-race.mjs
+ * makes postgres.js return it).
  */
+export function cancel(query: { cancel?(): unknown }): void {
+  const sent = query.cancel?.();
+  if (sent instanceof Promise) sent.catch(() => {});
+}
+
+/** Cancels `query` on the server when `signal` aborts. */
 export function cancellable<R>(signal: AbortSignal | undefined, query: Promise<R> & { cancel(): unknown }): Promise<R> {
   if (!signal) return query;
-  const cancel = () => {
-    const sent = query.cancel();
-    if (sent instanceof Promise) sent.catch(() => {});
-  };
-  if (signal.aborted) cancel();
-  else signal.addEventListener('abort', cancel, { once: true });
+  if (signal.aborted) cancel(query);
+  else signal.addEventListener('abort', () => cancel(query), { once: true });
   return query;
 }
