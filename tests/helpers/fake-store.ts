@@ -1,12 +1,29 @@
-// An in-memory Store for unit tests: agents and workspaces a test can mutate (rename, claim, delete,
-// rotate a token), every call recorded by method name, failures and stalls on demand. Tests assert
-// exactly which queries ran (STYLE: Coder's agentapi tests), not only what came back.
+// An in-memory database for unit tests: agents and workspaces a test can mutate (rename, claim,
+// delete, rotate a token), every statement recorded by its name, failures and stalls on demand.
+// `db()` is the gateway's Db on it: each statement the gateway runs is answered by the method of
+// the same name. Tests assert exactly which queries ran (STYLE: Coder's agentapi tests), not only
+// what came back.
 import { randomUUID } from 'node:crypto';
 import { PREBUILDS_OWNER_ID } from '@agentgate/shared';
 import type { AgentWorkspaceRow, RefreshRow, WorkspaceRow } from '../../gateway/src/domain.ts';
-import type { ActivityRow, AgentConnectionRow, MetadataRow, StatsRow, Store } from '../../gateway/src/store/store.ts';
+import type { Db, Statement } from '../../gateway/src/store/db.ts';
+import type { MetadataWrite } from '../../gateway/src/store/metadata.ts';
+import type { StatsRow } from '../../gateway/src/store/stats.ts';
+import type { ActivityRow, AgentConnectionRow } from '../../gateway/src/store/usage.ts';
 
-export type StoreMethod = keyof Store;
+const STATEMENTS = [
+  'agentByToken',
+  'workspaceByAgentId',
+  'refreshIdentities',
+  'insertStatsBatch',
+  'updateMetadataBatch',
+  'bumpAndNotifyActivity',
+  'markWorkspacesUsed',
+  'updateAgentConnections',
+  'ping',
+] as const;
+/** The statements the fake answers, by the name of the gateway's statement function. */
+export type StoreMethod = (typeof STATEMENTS)[number];
 
 /** Methods that read a workspace: none of them may run on the fast path. */
 const WORKSPACE_READS: readonly StoreMethod[] = ['agentByToken', 'workspaceByAgentId', 'refreshIdentities'];
@@ -63,7 +80,7 @@ export const connectionClosed = () =>
   Object.assign(new Error('write CONNECTION_CLOSED 127.0.0.1:5432'), { code: 'CONNECTION_CLOSED' });
 export const invalidText = () => Object.assign(new Error('invalid input syntax for type uuid'), { code: '22P02' });
 
-export class FakeStore implements Store {
+export class FakeStore {
   readonly agents = new Map<string, FakeAgent>();
   readonly workspaces = new Map<string, WorkspaceRow>();
   readonly calls: StoreCall[] = [];
@@ -270,7 +287,25 @@ export class FakeStore implements Store {
     }
   }
 
-  // ---- Store -----------------------------------------------------------------------------------
+  // ---- the Db ----------------------------------------------------------------------------------
+
+  /**
+   * The gateway's Db on this store: a statement runs as the method of its name, with its arguments
+   * and an abort signal that the returned promise's `cancel()` fires (as postgres.js cancels a query).
+   */
+  db(): Db {
+    const run = <A extends unknown[], R>(statement: Statement<A, R>, ...args: A): R => {
+      const name = statement.name as StoreMethod;
+      if (!STATEMENTS.includes(name)) throw new Error(`FakeStore: no statement ${statement.name}`);
+      const ac = new AbortController();
+      const method = this[name] as (...a: unknown[]) => Promise<unknown>;
+      const p = method.call(this, ...args, ac.signal);
+      return Object.assign(p, { cancel: () => ac.abort() }) as R;
+    };
+    return { query: run, bulk: run };
+  }
+
+  // ---- statements ------------------------------------------------------------------------------
 
   agentByToken(token: string): Promise<AgentWorkspaceRow | undefined> {
     return this.call('agentByToken', [token], () => {
@@ -314,17 +349,19 @@ export class FakeStore implements Store {
     );
   }
 
-  updateMetadataBatch(rows: MetadataRow[], collectedAt: string, signal?: AbortSignal): Promise<number> {
+  updateMetadataBatch(items: MetadataWrite[], collectedAt: string, signal?: AbortSignal): Promise<number> {
     return this.call(
       'updateMetadataBatch',
-      [rows, collectedAt],
+      [items, collectedAt],
       () => {
         let written = 0;
-        for (const r of rows) {
-          const declared = this.metadata.get(r.agentId);
-          if (!declared?.has(r.key)) continue;
-          declared.set(r.key, { value: r.value, error: r.error, collectedAt });
-          written++;
+        for (const w of items) {
+          for (const u of w.updates) {
+            const declared = this.metadata.get(w.agentId);
+            if (!declared?.has(u.key)) continue;
+            declared.set(u.key, { value: u.value, error: u.error, collectedAt });
+            written++;
+          }
         }
         return written;
       },

@@ -29,8 +29,8 @@ describe('AgentConnection', () => {
   });
 
   test('at 64 unanswered requests the socket is paused; later frames wait and are processed after answers', async () => {
-    const h = new Harness();
-    const { conn, socket } = h.open(h.store.fixture(), { sessionRate: 1000 });
+    const h = new Harness({ sessionRate: 1000 });
+    const { conn, socket } = h.open(h.store.fixture());
     h.store.hold('insertStatsBatch');
     for (let i = 1; i <= MAX_UNANSWERED_PER_SESSION; i++) conn.onMessage(frame(stats(i)), false);
     await settle();
@@ -104,8 +104,8 @@ describe('AgentConnection', () => {
   });
 
   test('the rate limit costs one token per frame, refilled on the clock', async () => {
-    const h = new Harness();
-    const { conn, socket } = h.open(h.store.fixture(), { sessionRate: 1 });
+    const h = new Harness({ sessionRate: 1 });
+    const { conn, socket } = h.open(h.store.fixture());
     for (let i = 1; i <= 3; i++) conn.onMessage(frame(stats(i)), false);
     await settle();
     const codes = (socket.sent as { id: number; error?: { code: number } }[])

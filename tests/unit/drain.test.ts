@@ -19,7 +19,7 @@ function drainOf(h: Harness, conns: AgentConnection[], timeoutMs: number): Promi
     {
       clock: h.clock,
       log: h.log,
-      writersIdle: () => Promise.all([core.stats.idle(), core.metadata.idle()]),
+      writersIdle: () => Promise.all(core.methods.map((m) => m.idle())),
       finalFlushes: [() => core.activity.flushAll(), () => core.connectionTimes.flush()],
     },
     timeoutMs,

@@ -1,23 +1,20 @@
-// Wires sessions, writers and handlers with the gateway's own wiring (hub/wiring.ts), on a FakeClock
-// and a FakeStore, so a unit test can drive frames and time and then assert exactly which store calls ran.
+// A real Gateway (hub/gateway.ts, its wiring and its per-connection wiring) on a FakeClock and a
+// FakeStore's Db, so a unit test can drive frames and time and then assert exactly which statements ran.
 import pino from 'pino';
 import type { RevokeReason } from '../../gateway/src/domain.ts';
-import type { HandlerOutcome } from '../../gateway/src/handlers/outcome.ts';
-import type { Handler } from '../../gateway/src/handlers/types.ts';
-import { type Core, createCore } from '../../gateway/src/hub/wiring.ts';
-import { AgentConnection } from '../../gateway/src/rpc/connection.ts';
-import { Router } from '../../gateway/src/rpc/router.ts';
+import type { Outcome } from '../../gateway/src/handlers/outcome.ts';
+import type { Method } from '../../gateway/src/handlers/types.ts';
+import { Gateway } from '../../gateway/src/hub/gateway.ts';
+import type { GatewayParts } from '../../gateway/src/hub/wiring.ts';
 import type { AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
 import type { Logger } from '../../gateway/src/ops/log.ts';
 import type { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
+import type { AgentConnection } from '../../gateway/src/rpc/connection.ts';
 import type { RefreshBatcher } from '../../gateway/src/session/refresh-batcher.ts';
 import type { SessionRegistry } from '../../gateway/src/session/registry.ts';
 import { type AgentConnectionEvent, Session } from '../../gateway/src/session/session.ts';
-import type { ActivityWriter } from '../../gateway/src/store/activity-writer.ts';
-import type { BatchWriter } from '../../gateway/src/store/batch-writer.ts';
-import type { MetadataWrite } from '../../gateway/src/store/frame-writers.ts';
-import type { StatsRow } from '../../gateway/src/store/store.ts';
-import type { WriteBuffer } from '../../gateway/src/store/write-buffer.ts';
+import type { WriteBuffer } from '../../gateway/src/store/batch-writer.ts';
+import type { ActivityWriter } from '../../gateway/src/store/usage.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { FakeSocket } from '../helpers/fake-socket.ts';
 import { type FakeFixture, FakeStore, type StoreMethod } from '../helpers/fake-store.ts';
@@ -97,6 +94,8 @@ export const REVOCATIONS: readonly Revocation[] = [
 
 export interface HarnessOptions {
   cacheEnabled?: boolean;
+  /** Frames per second per session (the token bucket). */
+  sessionRate?: number;
   refreshIntervalMs?: number;
   /** The refresh jitter's random source (default: the first tick at 0.75 of the interval). */
   random?: () => number;
@@ -107,15 +106,15 @@ export interface HarnessOptions {
 export class Harness {
   readonly clock = new FakeClock();
   readonly store = new FakeStore(this.clock);
-  /** The same wiring as the gateway (hub/wiring.ts), on the fake clock and store. */
-  readonly core: Core;
+  /** The gateway itself, on the fake clock and store (not started: no health probe, heartbeat or usage timer). */
+  readonly gateway: Gateway;
+  /** Its parts (hub/wiring.ts). */
+  readonly core: GatewayParts;
   readonly metrics: GatewayMetrics;
   readonly registry: SessionRegistry<Session>;
   readonly agentMetrics: AgentMetrics;
   readonly refreshBatcher: RefreshBatcher;
   readonly buffer: WriteBuffer;
-  readonly statsWriter: BatchWriter<StatsRow>;
-  readonly metadataWriter: BatchWriter<MetadataWrite>;
   readonly activity: ActivityWriter;
   readonly log: Logger;
   readonly lines: LogLine[];
@@ -127,8 +126,8 @@ export class Harness {
   /** How long a timer refresh waits for others to share its read (hub/wiring.ts: a twentieth of the interval, 20 ms to 1 s). */
   readonly timerWindowMs: number;
   private readonly random: () => number;
-  private readonly statsHandler: Handler;
-  private readonly metadataHandler: Handler;
+  private readonly statsMethod: Method;
+  private readonly metadataMethod: Method;
 
   constructor(opts: HarnessOptions = {}) {
     const { clock, store } = this;
@@ -138,30 +137,34 @@ export class Harness {
     this.refreshIntervalMs = opts.refreshIntervalMs ?? 5 * MINUTE;
     this.timerWindowMs = Math.max(REFRESH_WINDOW_MS, Math.min(1000, Math.round(this.refreshIntervalMs / 20)));
     this.random = opts.random ?? (() => 0.5);
-    this.core = createCore({
+    this.gateway = new Gateway({
       config: {
         workspaceCache: opts.cacheEnabled ?? true,
         workspaceRefreshIntervalMs: this.refreshIntervalMs,
         statsReportIntervalMs: opts.statsReportIntervalMs ?? 30_000,
         writeBuffer: opts.writeBuffer ?? 1000,
+        heartbeatIntervalMs: 15_000,
+        usageFlushIntervalMs: 60_000,
+        maxFrameBytes: 65_536,
+        sessionRate: opts.sessionRate ?? 100,
+        adminToken: undefined,
       },
-      store,
+      db: store.db(),
       clock,
       log: this.log,
       activityDelayMs: 200,
       random: this.random,
     });
-    const core = this.core;
+    const core = this.gateway.parts;
+    this.core = core;
     this.metrics = core.metrics;
     this.registry = core.registry;
     this.agentMetrics = core.agentMetrics;
     this.refreshBatcher = core.sessionDeps.refreshBatcher;
     this.buffer = core.buffer;
-    this.statsWriter = core.stats;
-    this.metadataWriter = core.metadata;
     this.activity = core.activity;
-    this.statsHandler = core.handlers.get('UpdateStats')!;
-    this.metadataHandler = core.handlers.get('BatchUpdateMetadata')!;
+    this.statsMethod = core.methods.find((m) => m.name === 'UpdateStats')!;
+    this.metadataMethod = core.methods.find((m) => m.name === 'BatchUpdateMetadata')!;
     // Observe the connection events on their way to the real flusher.
     const record = core.sessionDeps.recordConnection;
     core.sessionDeps.recordConnection = (agentId, event) => {
@@ -181,28 +184,13 @@ export class Harness {
   }
 
   /**
-   * Opens a session and its AgentConnection on a FakeSocket, as the hub does for an upgrade (without
-   * the `ws` events: the test calls conn.onMessage and socket.finishClose itself).
+   * Opens a session and its AgentConnection on a FakeSocket through the gateway's own `connect`, as
+   * for an upgrade (the test calls conn.onMessage, or emits the socket's events, itself).
    */
-  open(
-    fx: FakeFixture,
-    opts: { sessionRate?: number } = {},
-  ): { conn: AgentConnection; socket: FakeSocket; session: Session } {
-    const session = new Session(this.core.sessionDeps, fx.row, fx.agent.token);
+  open(fx: FakeFixture): { conn: AgentConnection; socket: FakeSocket; session: Session } {
     const socket = new FakeSocket();
-    const router = new Router({ handlers: this.core.handlers, metrics: this.metrics, log: this.log });
-    const conn = new AgentConnection(socket, session, {
-      router,
-      clock: this.clock,
-      log: this.log,
-      sessionRate: opts.sessionRate ?? 100,
-    });
-    session.start();
-    socket.once('close', () => {
-      conn.onClosed();
-      session.close();
-    });
-    return { conn, socket, session };
+    const conn = this.gateway.connect(socket, { row: fx.row, token: fx.agent.token });
+    return { conn, socket, session: conn.session };
   }
 
   /**
@@ -224,18 +212,13 @@ export class Harness {
   }
 
   /** One UpdateStats call (params as sent), awaited. */
-  stats(session: Session, params: unknown): Promise<HandlerOutcome> {
-    return Promise.resolve(this.statsHandler(session, params));
+  stats(session: Session, params: unknown): Promise<Outcome> {
+    return this.statsMethod.handle(session, params);
   }
 
   /** One BatchUpdateMetadata call (params as sent), awaited. */
-  metadata(session: Session, params: unknown): Promise<HandlerOutcome> {
-    return Promise.resolve(this.metadataHandler(session, params));
-  }
-
-  /** The raw handler result (a value on the fast path, a promise when it waits). */
-  statsRaw(session: Session, params: unknown): HandlerOutcome | Promise<HandlerOutcome> {
-    return this.statsHandler(session, params);
+  metadata(session: Session, params: unknown): Promise<Outcome> {
+    return this.metadataMethod.handle(session, params);
   }
 
   async cache(): Promise<{ hit: number; miss: number }> {

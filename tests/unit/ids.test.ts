@@ -1,7 +1,7 @@
 // Gateway row ids: valid UUIDv7, ordered by time, unique.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { uuidv7 } from '../../gateway/src/store/ids.ts';
+import { uuidv7 } from '../../gateway/src/store/stats.ts';
 
 const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 

@@ -9,17 +9,17 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import type { AdminAuth } from '../../gateway/src/http/admin-auth.ts';
 import type { AgentAuth } from '../../gateway/src/http/agent-auth.ts';
-import { createHttpServer, type GatewayApi } from '../../gateway/src/http/server.ts';
+import { createHttpServer, type Routes } from '../../gateway/src/http/server.ts';
 import { httpRequest } from '../helpers/http.ts';
 import { eventually } from '../helpers/wait.ts';
 
 const STALL_MS = 300;
 const CHUNK = `${'x'.repeat(64 * 1024 - 1)}\n`;
 
-/** A GatewayApi whose /metrics never ends; counts the generators started and released. */
+/** A Routes whose /metrics never ends; counts the generators started and released. */
 function endlessMetrics() {
   const counts = { started: 0, released: 0 };
-  const api: GatewayApi = {
+  const api: Routes = {
     agentAuth: {} as AgentAuth,
     adminAuth: { configured: false } as AdminAuth,
     readiness: () => 'ready',

@@ -74,7 +74,7 @@ describe('RefreshBatcher alone', () => {
     const store = new FakeStore(clock);
     const fx = store.fixture();
     let queries = 0;
-    const batcher = new RefreshBatcher(store, clock, () => queries++, 20);
+    const batcher = new RefreshBatcher(store.db(), clock, () => queries++, 20);
     const p = batcher.load(fx.agent.id, fx.workspace.id);
     await clock.advance(19);
     assert.equal(store.count(), 0);
@@ -89,7 +89,7 @@ describe('RefreshBatcher alone', () => {
   test('a full batch runs at once, without waiting for the window', async () => {
     const clock = new FakeClock();
     const store = new FakeStore(clock);
-    const batcher = new RefreshBatcher(store, clock, () => {}, 20, 3);
+    const batcher = new RefreshBatcher(store.db(), clock, () => {}, 20, 3);
     const fxs = [store.fixture(), store.fixture(), store.fixture()];
     const rows = Promise.all(fxs.map((fx) => batcher.load(fx.agent.id, fx.workspace.id)));
     await clock.advance(0);
@@ -102,7 +102,7 @@ describe('RefreshBatcher alone', () => {
   test('a pair the store does not answer resolves undefined', async () => {
     const clock = new FakeClock();
     const store = new FakeStore(clock);
-    const batcher = new RefreshBatcher(store, clock, () => {});
+    const batcher = new RefreshBatcher(store.db(), clock, () => {});
     const original = store.refreshIdentities.bind(store);
     store.refreshIdentities = async (pairs) => (await original(pairs)).slice(1);
     const a = store.fixture();

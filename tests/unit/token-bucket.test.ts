@@ -1,7 +1,7 @@
 // SPEC §7 rate limit: the bucket starts full, holds 2 s worth and refills at the rate.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { TokenBucket } from '../../gateway/src/rpc/token-bucket.ts';
+import { TokenBucket } from '../../gateway/src/rpc/router.ts';
 
 /** Takes until refused (at most `max`); returns how many were granted. */
 function drain(b: TokenBucket, now: number, max = 100_000): number {

@@ -10,7 +10,7 @@ import type { DebugSession } from '@agentgate/shared';
 import type { Config } from '../config.js';
 import type { Gateway } from '../hub/gateway.js';
 import type { Accepted } from '../http/agent-auth.js';
-import type { GatewayApi, Readiness } from '../http/server.js';
+import type { Routes, Readiness } from '../http/server.js';
 import type { Logger } from '../ops/log.js';
 import type { RefusalReason } from '../ops/metrics.js';
 import { startInstance } from '../serve/instance.js';
@@ -45,7 +45,7 @@ export async function runWorker(config: Config, log: Logger): Promise<number> {
     config: { ...config, writeBuffer: Math.ceil(config.writeBuffer / config.workers) },
     databaseUrl: start.databaseUrl,
     log,
-    api: (gateway) => new TreeApi(gateway, link),
+    api: (gateway) => new TreeRoutes(gateway, link),
   });
   link.gateway = instance.gateway;
   await link.send({ agentgate: 'listening', port: instance.port }).catch(() => {});
@@ -195,7 +195,7 @@ class PrimaryLink {
 }
 
 /** The routes of a worker: its own gateway for agents, the whole tree for the ops routes. */
-class TreeApi implements GatewayApi {
+class TreeRoutes implements Routes {
   readonly agentAuth: Gateway['agentAuth'];
   readonly adminAuth: Gateway['adminAuth'];
 

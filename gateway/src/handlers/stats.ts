@@ -59,7 +59,11 @@ export function updateStats(deps: MethodDeps): Method {
     }
     if (row.connectionCount > 0) {
       const { ownerId, workspaceId } = s;
-      activity.record(workspaceId, { ownerId, autostartSchedule: identity.autostartSchedule, prebuild: session.prebuild });
+      activity.record(workspaceId, {
+        ownerId,
+        autostartSchedule: identity.autostartSchedule,
+        prebuild: session.prebuild,
+      });
     }
     return intervalOnly;
   }

@@ -36,5 +36,6 @@ export function writerFactory(
   clock: Clock,
   hooks: (table: string) => BatchWriterHooks,
 ): MethodDeps['writer'] {
-  return (table, maxBatch, write) => new BatchWriter({ name: table, maxBatch, write, buffer, clock, hooks: hooks(table) });
+  return (table, maxBatch, write) =>
+    new BatchWriter({ name: table, maxBatch, write, buffer, clock, hooks: hooks(table) });
 }

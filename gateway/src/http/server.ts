@@ -1,6 +1,6 @@
 // One HTTP server: `/healthz`, `/readyz`, `/metrics`, `/debug/sessions`, and the agent RPC endpoint
 // (SPEC §3). Refusals are checked in the order of the SPEC table; 404 for everything else. What the
-// routes answer comes from the hub through GatewayApi; this module knows HTTP only.
+// routes answer comes from the hub through Routes; this module knows HTTP only.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -14,7 +14,7 @@ import { type Refusal, refuse, refuseUpgrade, releaseSoon, respondJson } from '.
 export type Readiness = 'ready' | 'draining' | 'database';
 
 /** What the routes need from the gateway hub (or, in a cluster worker, from the whole tree). */
-export interface GatewayApi {
+export interface Routes {
   readonly agentAuth: AgentAuth;
   readonly adminAuth: AdminAuth;
   /** SPEC §3 `/readyz`: 'ready', or why not. */
@@ -29,13 +29,13 @@ export interface GatewayApi {
 }
 
 /** A refused request: counted, answered, released. */
-function refuseRequest(api: GatewayApi, res: ServerResponse, r: Refusal, extra?: Record<string, string>): void {
+function refuseRequest(api: Routes, res: ServerResponse, r: Refusal, extra?: Record<string, string>): void {
   api.refused(r.reason);
   refuse(res, r, extra);
 }
 
 /** A refused upgrade: counted, answered on the raw socket, released. */
-function refuseSocket(api: GatewayApi, socket: Duplex, r: Refusal): void {
+function refuseSocket(api: Routes, socket: Duplex, r: Refusal): void {
   api.refused(r.reason);
   refuseUpgrade(socket, r);
 }
@@ -77,7 +77,7 @@ function pathOf(req: IncomingMessage): string {
 
 const isOpsPath = (path: string) => path === '/metrics' || path.startsWith('/debug/');
 
-export function createHttpServer(api: GatewayApi, log: Logger, opts: HttpServerOptions): Server {
+export function createHttpServer(api: Routes, log: Logger, opts: HttpServerOptions): Server {
   const server = createServer(
     {
       keepAliveTimeout: 5000,
@@ -129,7 +129,7 @@ export function createHttpServer(api: GatewayApi, log: Logger, opts: HttpServerO
 }
 
 async function handleUpgrade(
-  api: GatewayApi,
+  api: Routes,
   routes: RouteSet,
   req: IncomingMessage,
   socket: Duplex,
@@ -149,7 +149,7 @@ async function handleUpgrade(
 }
 
 async function handleRequest(
-  api: GatewayApi,
+  api: Routes,
   routes: RouteSet,
   req: IncomingMessage,
   res: ServerResponse,
@@ -208,7 +208,7 @@ class Scrapes {
     private readonly log: Logger,
   ) {}
 
-  async serve(api: GatewayApi, res: ServerResponse): Promise<void> {
+  async serve(api: Routes, res: ServerResponse): Promise<void> {
     if (this.running >= MAX_SCRAPES) {
       refuseRequest(api, res, tooManyScrapes);
       return;

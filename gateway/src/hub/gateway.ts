@@ -1,43 +1,50 @@
-// The hub (Centrifuge's node.go): one per gateway process. It holds the core (wiring.ts), the open
-// connections, and what spans sessions: the database health, the heartbeat, the usage timer, the
-// routes' answers (GatewayApi) and the drain. Each of those lives in its own module; this one joins them.
+// The hub (Centrifuge's node.go): one per gateway process. It holds the gateway's parts
+// (wiring.ts), the open connections, and what spans sessions: the database health, the heartbeat,
+// the usage timer, what the routes answer (Routes) and the drain. `connect` is the one place where a
+// socket becomes a session and its connection; the upgrade and the unit tests both go through it.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode, type DebugSession, MAX_SESSIONS_PER_AGENT } from '@agentgate/shared';
-import { type WebSocket, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import type { Config } from '../config.js';
 import { AdminAuth } from '../http/admin-auth.js';
 import { type Accepted, AgentAuth } from '../http/agent-auth.js';
 import { describeSession } from '../http/debug-sessions.js';
-import type { GatewayApi } from '../http/server.js';
+import type { Routes } from '../http/server.js';
+import type { AgentSamplesPart } from '../ops/agent-metrics.js';
 import { type Clock, systemClock, type TimerHandle } from '../ops/clock.js';
 import { DbHealth } from '../ops/db-health.js';
-import type { AgentSamplesPart } from '../ops/agent-metrics.js';
 import type { Logger } from '../ops/log.js';
 import type { RefusalReason, RegistryJson } from '../ops/metrics.js';
-import { AgentConnection } from '../rpc/connection.js';
+import { AgentConnection, type AgentSocket, type Corkable } from '../rpc/connection.js';
 import { Router } from '../rpc/router.js';
 import { Session } from '../session/session.js';
-import type { Store } from '../store/store.js';
+import type { IdentitySink } from '../store/identity-listener.js';
+import type { Db } from '../store/db.js';
+import { ping } from '../store/lookups.js';
 import { drain } from './drain.js';
 import { Heartbeat } from './heartbeat.js';
-import { type Core, type CoreConfig, createCore } from './wiring.js';
+import { type GatewayParts, type PartsConfig, wireParts } from './wiring.js';
 
-type GatewayConfig = CoreConfig &
+type GatewayConfig = PartsConfig &
   Pick<Config, 'heartbeatIntervalMs' | 'usageFlushIntervalMs' | 'maxFrameBytes' | 'sessionRate' | 'adminToken'>;
 
 export interface GatewayOptions {
   config: GatewayConfig;
-  store: Store;
+  db: Db;
   log: Logger;
   clock?: Clock;
-  /** Health probe; defaults to store.ping (serve passes one on its own connection). */
+  /** Health probe; a `select 1` through `db` by default (serve passes one on its own connection). */
   ping?: () => Promise<void>;
+  /** Activity is coalesced per workspace over this window (wiring.ts). */
+  activityDelayMs?: number;
+  /** The refresh jitter's random source. */
+  random?: () => number;
 }
 
-export class Gateway implements GatewayApi {
-  readonly core: Core;
+export class Gateway implements Routes {
+  readonly parts: GatewayParts;
   readonly health: DbHealth;
   readonly agentAuth: AgentAuth;
   readonly adminAuth: AdminAuth;
@@ -51,20 +58,24 @@ export class Gateway implements GatewayApi {
   private draining = false;
 
   constructor(private readonly opts: GatewayOptions) {
-    const { config, store, log } = opts;
+    const { config, db, log } = opts;
     const clock = opts.clock ?? systemClock;
     this.clock = clock;
     this.log = log;
-    this.health = new DbHealth(opts.ping ?? (() => store.ping()), clock, log);
-    this.core = createCore({ config, store, clock, log, onDatabase: this.health });
-    this.agentAuth = new AgentAuth({
-      store,
-      health: this.health,
-      metrics: this.core.metrics,
-      draining: () => this.draining,
+    this.health = new DbHealth(opts.ping ?? (() => db.query(ping)), clock, log);
+    this.parts = wireParts({
+      config,
+      db,
+      clock,
+      log,
+      onDatabase: this.health,
+      ...(opts.activityDelayMs !== undefined ? { activityDelayMs: opts.activityDelayMs } : {}),
+      ...(opts.random ? { random: opts.random } : {}),
     });
+    const { metrics, methods } = this.parts;
+    this.agentAuth = new AgentAuth({ db, health: this.health, metrics, draining: () => this.draining });
     this.adminAuth = new AdminAuth(config.adminToken);
-    this.router = new Router({ handlers: this.core.handlers, metrics: this.core.metrics, log });
+    this.router = new Router({ methods, metrics, log, now: () => clock.now() });
     this.heartbeat = new Heartbeat(() => this.connections.values(), clock, config.heartbeatIntervalMs, log);
     this.wss = new WebSocketServer({
       noServer: true,
@@ -77,7 +88,7 @@ export class Gateway implements GatewayApi {
   start(): void {
     this.health.start();
     this.heartbeat.start();
-    this.core.agentMetrics.startSweeping(this.clock);
+    this.parts.agentMetrics.startSweeping(this.clock);
     const usage = () => {
       this.flushUsage();
       this.usageTimer = this.clock.setTimeout(usage, this.opts.config.usageFlushIntervalMs, 'usage_flush');
@@ -88,26 +99,31 @@ export class Gateway implements GatewayApi {
   }
 
   get sessionCount(): number {
-    return this.core.registry.size;
+    return this.parts.registry.size;
+  }
+
+  /** Where the `LISTEN` connection's notifications go (SPEC §8). */
+  get identitySink(): IdentitySink {
+    return this.parts.invalidation;
   }
 
   /** `last_used_at` of active workspaces and `last_connected_at` of live agents (SPEC §4, §5). */
   private flushUsage(): void {
     const at = new Date(this.clock.now()).toISOString();
-    for (const agentId of this.core.registry.byAgent.keys()) {
-      this.core.connectionTimes.set(agentId, { connectedAt: at, disconnectedAt: null });
+    for (const agentId of this.parts.registry.byAgent.keys()) {
+      this.parts.connectionTimes.set(agentId, { connectedAt: at, disconnectedAt: null });
     }
-    void this.core.activity.flushUsage();
+    void this.parts.activity.flushUsage();
   }
 
   accept(req: IncomingMessage, socket: Duplex, head: Buffer, accepted: Accepted): void {
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.open(ws, socket as Socket, accepted));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connect(ws, accepted, socket as Socket));
   }
 
-  /** One session and one connection per socket (SPEC §5 connect). */
-  private open(ws: WebSocket, raw: Socket, { row, token }: Accepted): void {
-    const { core, clock, log } = this;
-    const session = new Session(core.sessionDeps, row, token);
+  /** One session and one connection per socket (SPEC §5 connect), until the socket closes. */
+  connect(ws: AgentSocket, { row, token }: Accepted, raw?: Corkable): AgentConnection {
+    const { parts, clock, log } = this;
+    const session = new Session(parts.sessionDeps, row, token);
     const conn = new AgentConnection(
       ws,
       session,
@@ -118,7 +134,7 @@ export class Gateway implements GatewayApi {
     this.replaceOldest(row.agentId);
     this.connections.set(session, conn);
     session.start();
-    core.metrics.sessions.inc();
+    parts.metrics.sessions.inc();
     ws.on('message', (data, isBinary) => conn.onMessage(data, isBinary));
     ws.on('pong', () => conn.seen());
     ws.on('ping', () => conn.seen());
@@ -130,11 +146,12 @@ export class Gateway implements GatewayApi {
       this.connections.delete(session);
       conn.onClosed();
       session.close();
-      core.metrics.sessions.dec();
-      core.metrics.sessionClosed(code);
+      parts.metrics.sessions.dec();
+      parts.metrics.sessionClosed(code);
       log.debug({ agentId: session.subject.agentId, code }, 'session closed');
     });
     log.debug({ agentId: row.agentId, workspaceId: row.workspace.id }, 'session opened');
+    return conn;
   }
 
   /**
@@ -143,7 +160,7 @@ export class Gateway implements GatewayApi {
    * N sockets with N times the rate.
    */
   private replaceOldest(agentId: string): void {
-    const same = this.core.registry.byAgent.get(agentId);
+    const same = this.parts.registry.byAgent.get(agentId);
     if (!same || same.size < MAX_SESSIONS_PER_AGENT) return;
     const live: AgentConnection[] = [];
     for (const s of same) {
@@ -158,7 +175,7 @@ export class Gateway implements GatewayApi {
   }
 
   refused(reason: RefusalReason): void {
-    this.core.metrics.refusal(reason);
+    this.parts.metrics.refusal(reason);
   }
 
   readiness(): 'ready' | 'draining' | 'database' {
@@ -167,12 +184,12 @@ export class Gateway implements GatewayApi {
   }
 
   debugSessions(): { sessions: DebugSession[] } {
-    return { sessions: Array.from(this.core.registry.values(), describeSession) };
+    return { sessions: Array.from(this.parts.registry.values(), describeSession) };
   }
 
   /** The gauges that are read rather than kept up to date on the hot path. */
   private setGauges(): void {
-    const { metrics, registry, buffer } = this.core;
+    const { metrics, registry, buffer } = this.parts;
     metrics.sessions.set(registry.size);
     metrics.writeBufferUsed.set(buffer.size);
     metrics.databaseUp.set(this.health.up ? 1 : 0);
@@ -180,7 +197,7 @@ export class Gateway implements GatewayApi {
 
   /** `/metrics`: the gateway's own series, then the agents', in chunks (a scrape does not stall the sockets). */
   async *metricsText(): AsyncGenerator<string> {
-    const { metrics, agentMetrics } = this.core;
+    const { metrics, agentMetrics } = this.parts;
     this.setGauges();
     yield await metrics.registry.metrics();
     for (const chunk of agentMetrics.chunks(this.clock.now())) {
@@ -192,25 +209,25 @@ export class Gateway implements GatewayApi {
   /** The gateway's own series as prom-client JSON, for a cluster primary to sum over workers (SPEC §8). */
   metricsJson(): Promise<RegistryJson> {
     this.setGauges();
-    return this.core.metrics.registry.getMetricsAsJSON();
+    return this.parts.metrics.registry.getMetricsAsJSON();
   }
 
   /** The agents' live series in parts of about `bytes`, for a cluster primary to merge. */
   agentSampleParts(bytes: number): Generator<AgentSamplesPart> {
-    return this.core.agentMetrics.sampleParts(this.clock.now(), bytes);
+    return this.parts.agentMetrics.sampleParts(this.clock.now(), bytes);
   }
 
   /** SPEC §7 shutdown: stop accepting (503), answer and close every socket, flush every writer. */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
-    const { core } = this;
+    const { parts } = this;
     await drain(
       [...this.connections.values()],
       {
         clock: this.clock,
         log: this.log,
-        writersIdle: () => Promise.all([core.stats.idle(), core.metadata.idle()]),
-        finalFlushes: [() => core.activity.flushAll(), () => core.connectionTimes.flush()],
+        writersIdle: () => Promise.all(parts.methods.map((m) => m.idle())),
+        finalFlushes: [() => parts.activity.flushAll(), () => parts.connectionTimes.flush()],
       },
       timeoutMs,
     );
@@ -219,9 +236,9 @@ export class Gateway implements GatewayApi {
   stop(): void {
     this.health.stop();
     this.heartbeat.stop();
-    this.core.agentMetrics.stopSweeping();
+    this.parts.agentMetrics.stopSweeping();
     this.clock.clearTimeout(this.usageTimer);
-    this.core.connectionTimes.stop();
+    this.parts.connectionTimes.stop();
     for (const conn of this.connections.values()) conn.ws.terminate();
   }
 }

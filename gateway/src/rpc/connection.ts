@@ -14,7 +14,7 @@ import type { Logger } from '../ops/log.js';
 import type { Session } from '../session/session.js';
 import { type Answer, type Router, TokenBucket } from './router.js';
 
-/** The part of a `ws` WebSocket the connection uses (a unit test can stand in for it). */
+/** The part of a `ws` WebSocket the connection uses (a unit test's FakeSocket stands in for it). */
 export interface AgentSocket {
   readonly readyState: number;
   readonly bufferedAmount: number;
@@ -25,6 +25,10 @@ export interface AgentSocket {
   pause(): void;
   resume(): void;
   ping(): void;
+  on(event: 'message', listener: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): unknown;
+  on(event: 'close', listener: (code: number) => void): unknown;
+  on(event: 'ping' | 'pong', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
   once(event: 'close', listener: () => void): unknown;
 }
 

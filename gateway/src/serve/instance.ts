@@ -5,20 +5,19 @@ import { createServer, type Server } from 'node:http';
 import { RPC_PATH } from '@agentgate/shared';
 import type { Config } from '../config.js';
 import { Gateway } from '../hub/gateway.js';
-import { createHttpServer, type GatewayApi } from '../http/server.js';
+import { createHttpServer, type Routes } from '../http/server.js';
 import { systemClock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import { UsageError } from '../options.js';
-import { connect } from '../store/db.js';
+import { connect, pgDb } from '../store/db.js';
 import { IdentityListener } from '../store/identity-listener.js';
-import { PgStore } from '../store/pg-store.js';
 
 export interface InstanceOptions {
   config: Config;
   databaseUrl: string;
   log: Logger;
   /** What the routes answer; the gateway itself by default (a cluster worker answers for the tree). */
-  api?: (gateway: Gateway) => GatewayApi;
+  api?: (gateway: Gateway) => Routes;
 }
 
 export interface GatewayInstance {
@@ -59,7 +58,7 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
 
   const gateway = new Gateway({
     config,
-    store: new PgStore(sql, batchSql),
+    db: pgDb(sql, batchSql),
     log,
     ping: async () => {
       await probe`select 1`;
@@ -95,7 +94,7 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
   }
   gateway.start();
   // Its notifications refresh the sessions they name; endPools stops it.
-  identityFeed.start(gateway.core.invalidation);
+  identityFeed.start(gateway.identitySink);
 
   return {
     gateway,

@@ -213,7 +213,9 @@ export class BatchWriter<T> {
           // may never answer, and then the attempt is abandoned (its outcome unknown).
           grace = clock.setTimeout(
             () => {
-              reject(Object.assign(new Error(`write did not answer in ${ATTEMPT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }));
+              reject(
+                Object.assign(new Error(`write did not answer in ${ATTEMPT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }),
+              );
             },
             CANCEL_GRACE_MS,
             'writer_cancel_grace',

@@ -1,5 +1,5 @@
-// The reads of SPEC §3, §5 and §6: the token check, the slow path and the batched refresh. Each is
-// one statement; the caller picks the pool (see pg-store.ts).
+// The reads of SPEC §3, §5 and §6: the token check, the slow path and the batched refresh, and the
+// health probe. Each is one statement; a Db runs it on its pool (db.ts).
 import type { AgentWorkspaceRow, RefreshRow, WorkspaceRow } from '../domain.js';
 import { cancellable, type Sql } from './db.js';
 
@@ -129,4 +129,9 @@ export async function refreshIdentities(
     agent: r.agent_found ? { deleted: r.agent_deleted === true, authToken: r.auth_token ?? '' } : undefined,
     workspace: r.workspace_found ? workspaceFrom(r) : undefined,
   }));
+}
+
+/** The health probe (SPEC §3, §7). */
+export async function ping(sql: Sql): Promise<void> {
+  await sql`select 1`;
 }
