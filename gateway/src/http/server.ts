@@ -1,7 +1,6 @@
 // One HTTP server: `/healthz`, `/readyz`, `/metrics`, `/debug/sessions`, and the agent RPC endpoint
 // (SPEC §3). Refusals are checked in the order of the SPEC table; 404 for everything else. What the
 // routes answer comes from the hub through GatewayApi; this module knows HTTP only.
-import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -33,11 +32,20 @@ export interface HttpServerOptions {
   routes: RouteSet;
   /** Open sockets of this listener beyond which new connections get 503 (SPEC §3). */
   maxConnections: number;
+  /** A scrape whose client reads nothing for this long is closed (SPEC §3: 10 s; tests shorten it). */
+  scrapeStallMs?: number;
 }
 
 /** Request headers must arrive within this long (SPEC §3), checked every second. */
 const HEADERS_TIMEOUT_MS = 10_000;
 const overLimit: Refusal = { status: 503, message: 'too many connections', retryAfterS: 1 };
+/**
+ * SPEC §3: `/metrics` scrapes at once. Per server, which is per process: only one listener of a
+ * process serves `/metrics` (the main one, or the `--metrics-listen` one).
+ */
+const MAX_SCRAPES = 4;
+const SCRAPE_STALL_MS = 10_000;
+const tooManyScrapes: Refusal = { status: 503, message: 'too many scrapes at once', retryAfterS: 1 };
 const OVER = Symbol('over the connection limit');
 
 function pathOf(req: IncomingMessage): string {
@@ -62,13 +70,14 @@ export function createHttpServer(api: GatewayApi, log: Logger, opts: HttpServerO
         refuse(res, overLimit);
         return;
       }
-      handleRequest(api, opts.routes, req, res).catch((err) => {
+      handleRequest(api, opts.routes, req, res, scrapes).catch((err) => {
         log.error({ err }, 'http handler failed');
         if (!res.headersSent) respondJson(res, 500, { message: 'internal error' });
         else res.destroy();
       });
     },
   );
+  const scrapes = new Scrapes(opts.scrapeStallMs ?? SCRAPE_STALL_MS);
   let open = 0;
   server.on('connection', (socket: Socket & { [OVER]?: true }) => {
     open++;
@@ -120,6 +129,7 @@ async function handleRequest(
   routes: RouteSet,
   req: IncomingMessage,
   res: ServerResponse,
+  scrapes: Scrapes,
 ): Promise<void> {
   const path = pathOf(req);
   const served =
@@ -137,21 +147,9 @@ async function handleRequest(
       }
       return;
     }
-    case '/metrics': {
-      // The first chunk before the status: a gathering that fails at once is a 500, not a cut body.
-      const chunks = api.metricsText()[Symbol.asyncIterator]();
-      let next = await chunks.next();
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      for (; !next.done; next = await chunks.next()) {
-        if (res.destroyed) {
-          await chunks.return?.(); // the scraper went away
-          return;
-        }
-        if (!res.write(next.value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
-      }
-      res.end();
+    case '/metrics':
+      await scrapes.serve(api, res);
       return;
-    }
     case '/debug/sessions':
       if (!api.adminAuth.configured) break;
       if (!api.adminAuth.allows(req)) {
@@ -168,4 +166,55 @@ async function handleRequest(
     }
   }
   respondJson(res, 404, { message: 'not found' });
+}
+
+/** `/metrics` answers (SPEC §3): at most MAX_SCRAPES at once, each closed when its client stops reading. */
+class Scrapes {
+  private running = 0;
+
+  constructor(private readonly stallMs: number) {}
+
+  async serve(api: GatewayApi, res: ServerResponse): Promise<void> {
+    if (this.running >= MAX_SCRAPES) {
+      refuse(res, tooManyScrapes);
+      return;
+    }
+    this.running++;
+    const chunks = api.metricsText()[Symbol.asyncIterator]();
+    try {
+      // The first chunk before the status: a gathering that fails at once is a 500, not a cut body.
+      let next = await chunks.next();
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+      for (; !next.done; next = await chunks.next()) {
+        if (res.destroyed) return; // the scraper went away
+        if (!res.write(next.value) && !(await this.progress(res, 'drain'))) return;
+      }
+      // The slot is held until the body has left the process.
+      res.end();
+      if (!res.writableFinished) await this.progress(res, 'finish');
+    } finally {
+      this.running--;
+      // Releases the generator (and in a worker, the primary's answer) at once, whatever happened.
+      await chunks.return?.();
+    }
+  }
+
+  /** Waits for `event`; false, with the response destroyed, when it closed or its client read nothing for stallMs. */
+  private progress(res: ServerResponse, event: 'drain' | 'finish'): Promise<boolean> {
+    if (res.destroyed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const settle = (ok: boolean) => {
+        clearTimeout(timer);
+        res.off(event, onEvent);
+        res.off('close', onClose);
+        if (!ok) res.destroy();
+        resolve(ok);
+      };
+      const onEvent = () => settle(true);
+      const onClose = () => settle(false);
+      const timer = setTimeout(() => settle(false), this.stallMs);
+      res.on(event, onEvent);
+      res.on('close', onClose);
+    });
+  }
 }

@@ -189,9 +189,9 @@ export class Gateway implements GatewayApi {
     return this.core.metrics.registry.getMetricsAsJSON();
   }
 
-  /** The agents' live series in parts of about `lines` lines, for a cluster primary to merge. */
-  agentSampleParts(lines: number): Generator<AgentSamplesPart> {
-    return this.core.agentMetrics.sampleParts(this.clock.now(), lines);
+  /** The agents' live series in parts of about `bytes`, for a cluster primary to merge. */
+  agentSampleParts(bytes: number): Generator<AgentSamplesPart> {
+    return this.core.agentMetrics.sampleParts(this.clock.now(), bytes);
   }
 
   /** SPEC §7 shutdown: stop accepting (503), answer and close every socket, flush every writer. */

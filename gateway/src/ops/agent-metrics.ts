@@ -1,8 +1,9 @@
 // Agent-reported metrics on `/metrics` (SPEC §4 UpdateStats step 2): `agentgate_agent_<name>` with
-// the identity labels plus the metric's own, value as last reported. Bounded per agent (200 series,
-// 16 own labels, label values of 1024 bytes; the excess is dropped and counted), expired on a timer
-// after two report intervals without a report, and dropped on an identity change. Series are kept
-// grouped by family with their exposition prefix built once, so a scrape only joins numbers.
+// the identity labels plus the metric's own, value as last reported. Bounded per agent (names and
+// label names of 128 bytes, 16 own labels, label values of 1024 bytes, 200 series, 64 KiB of text;
+// the excess is dropped and counted), expired on a timer after two report intervals without a
+// report, and dropped on an identity change. Series are kept grouped by family with their
+// exposition prefix built once, so a scrape only joins numbers, in chunks of bounded bytes.
 import type { Metric } from '@agentgate/shared';
 import type { Clock, TimerHandle } from './clock.js';
 
@@ -15,9 +16,16 @@ const RESERVED_NAMES = new Set(['metrics_dropped_total']);
 /** SPEC §4 caps per agent. */
 const MAX_SERIES_PER_AGENT = 200;
 const MAX_OWN_LABELS = 16;
+const MAX_NAME_BYTES = 128;
 const MAX_LABEL_VALUE_BYTES = 1024;
-/** Lines per chunk of a rendering: a scrape yields to the sockets between chunks. */
-const LINES_PER_CHUNK = 2000;
+const MAX_TEXT_BYTES_PER_AGENT = 64 * 1024;
+/** The longest value formatValue writes (`-0.0000012345678901234567`): a series' bytes never grow past its cost. */
+const MAX_VALUE_CHARS = 25;
+/**
+ * Bytes per chunk of a rendering (SPEC §3: chunks of bounded bytes, whatever the lines hold): a
+ * scrape yields to the sockets between chunks, and a client that stops reading pins one chunk.
+ */
+export const CHUNK_BYTES = 64 * 1024;
 
 export interface AgentLabels {
   agentName: string;
@@ -38,6 +46,8 @@ interface Series {
   family: Family;
   /** `name{labels} `: the line up to the value. */
   prefix: string;
+  /** UTF-8 bytes of the line with the longest value: what the series costs its agent. */
+  bytes: number;
   value: number;
   at: number;
 }
@@ -46,6 +56,8 @@ interface AgentEntry {
   identityKey: string;
   /** By metric name + own labels. */
   series: Map<string, Series>;
+  /** The sum of the series' bytes (at most MAX_TEXT_BYTES_PER_AGENT). */
+  bytes: number;
 }
 
 /**
@@ -94,7 +106,7 @@ function ownLabels(m: Metric): string | null {
   // A repeated label name keeps its last value: a series must not carry a name twice.
   const kept = new Map<string, string>();
   for (const l of m.labels) {
-    if (overBytes(l.value, MAX_LABEL_VALUE_BYTES)) return null;
+    if (overBytes(l.name, MAX_NAME_BYTES) || overBytes(l.value, MAX_LABEL_VALUE_BYTES)) return null;
     if (LABEL_RE.test(l.name) && !l.name.startsWith('__') && !IDENTITY_LABELS.has(l.name)) kept.set(l.name, l.value);
   }
   let own = '';
@@ -124,12 +136,14 @@ export class AgentMetrics {
       entry = undefined;
     }
     if (!entry) {
-      entry = { identityKey: identityLabels, series: new Map() };
+      entry = { identityKey: identityLabels, series: new Map(), bytes: 0 };
       this.agents.set(agentId, entry);
     }
     let dropped = 0;
     for (const m of metrics) {
-      const own = NAME_RE.test(m.name) && !RESERVED_NAMES.has(m.name) ? ownLabels(m) : null;
+      // The length first: the pattern is never run over a long name (names that match it are ASCII).
+      const valid = m.name.length <= MAX_NAME_BYTES && NAME_RE.test(m.name) && !RESERVED_NAMES.has(m.name);
+      const own = valid ? ownLabels(m) : null;
       if (own === null) {
         dropped++;
         continue;
@@ -146,10 +160,17 @@ export class AgentMetrics {
         continue;
       }
       const name = `agentgate_agent_${m.name}`;
+      const prefix = `${name}{${identityLabels}${own}} `;
+      const bytes = Buffer.byteLength(prefix, 'utf8') + MAX_VALUE_CHARS + 1;
+      if (entry.bytes + bytes > MAX_TEXT_BYTES_PER_AGENT) {
+        dropped++;
+        continue;
+      }
       const family = this.family(name, m.type === 'COUNTER' ? 'counter' : m.type === 'GAUGE' ? 'gauge' : 'untyped');
-      const series: Series = { family, prefix: `${name}{${identityLabels}${own}} `, value: m.value, at: now };
+      const series: Series = { family, prefix, bytes, value: m.value, at: now };
       family.series.add(series);
       entry.series.set(key, series);
+      entry.bytes += bytes;
     }
     if (dropped > 0) this.onDropped(dropped);
     return dropped;
@@ -184,6 +205,7 @@ export class AgentMetrics {
       for (const [k, s] of entry.series) {
         if (s.at < limit) {
           entry.series.delete(k);
+          entry.bytes -= s.bytes;
           this.remove(s);
         }
       }
@@ -216,20 +238,22 @@ export class AgentMetrics {
     return n;
   }
 
-  /** Prometheus text of every live series, in chunks of a few thousand lines. */
+  /** Prometheus text of every live series, in chunks of about CHUNK_BYTES (at most one line more). */
   *chunks(now: number): Generator<string> {
     const limit = now - this.expireAfterMs;
     let out = '';
-    let lines = 0;
+    let bytes = 0;
     for (const f of this.families.values()) {
       let header = familyHeader(f.name, f.type);
       for (const s of f.series) {
         if (s.at < limit) continue;
         out += `${header}${s.prefix}${formatValue(s.value)}\n`;
+        bytes += header.length + s.bytes;
         header = '';
-        if (++lines % LINES_PER_CHUNK === 0) {
+        if (bytes >= CHUNK_BYTES) {
           yield out;
           out = '';
+          bytes = 0;
         }
       }
     }
@@ -243,8 +267,8 @@ export class AgentMetrics {
     return text;
   }
 
-  /** Every live series, agent after agent, in parts of at least `maxLines` lines (an agent is never split). */
-  *sampleParts(now: number, maxLines: number): Generator<AgentSamplesPart> {
+  /** Every live series, agent after agent, in parts of about `maxBytes` (an agent, at most 64 KiB, is never split). */
+  *sampleParts(now: number, maxBytes: number): Generator<AgentSamplesPart> {
     const limit = now - this.expireAfterMs;
     let families = new Map<Family, number>();
     let agents: string[] = [];
@@ -252,6 +276,7 @@ export class AgentMetrics {
     let text = '';
     let lineFamily: number[] = [];
     let ats: number[] = [];
+    let bytes = 0;
     const part = (): AgentSamplesPart => ({
       families: [...families.keys()].map((f) => ({ name: f.name, type: f.type })),
       agents,
@@ -270,6 +295,7 @@ export class AgentMetrics {
           families.set(s.family, f);
         }
         text += `${s.prefix}${formatValue(s.value)}\n`;
+        bytes += s.bytes;
         lineFamily.push(f);
         ats.push(s.at);
         count++;
@@ -277,8 +303,9 @@ export class AgentMetrics {
       if (count === 0) continue;
       agents.push(agentId);
       counts.push(count);
-      if (lineFamily.length >= maxLines) {
+      if (bytes >= maxBytes) {
         yield part();
+        bytes = 0;
         families = new Map();
         agents = [];
         counts = [];
