@@ -1,10 +1,11 @@
 // SPEC §4 UpdateStats step 2: agent metrics on /metrics as `agentgate_agent_<name>` with the four
 // identity labels plus the metric's own; invalid names dropped and counted; reserved or invalid own
-// labels dropped (series kept); series expire after two report intervals; forget() on identity change.
+// labels dropped (series kept); the caps (names, labels, series, 64 KiB per agent) drop and count;
+// series expire after two report intervals; forget() on identity change; chunks of bounded bytes.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Metric } from '@agentgate/shared';
-import { type AgentLabels, AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
+import { type AgentLabels, AgentMetrics, CHUNK_BYTES } from '../../gateway/src/ops/agent-metrics.ts';
 import { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
 
 const INTERVAL = 30_000;
@@ -255,6 +256,91 @@ describe('AgentMetrics', () => {
     const names = samples(m.render(0)).map((l) => l.slice(0, l.indexOf('{')));
     assert.deepEqual(names.sort(), ['agentgate_agent_ok_ascii', 'agentgate_agent_ok_utf8', 'agentgate_agent_sixteen']);
     assert.equal(dropped(), 3);
+  });
+
+  test('SPEC §4 caps: a name or an own label name over 128 bytes drops the metric, counted; 128 are kept', () => {
+    const { m, dropped } = setup();
+    const name = (n: number) => `n${'x'.repeat(n - 1)}`;
+    const label = (n: number) => [{ name: `l${'y'.repeat(n - 1)}`, value: 'v' }];
+    const metrics: Metric[] = [
+      { name: name(128), type: 'GAUGE', value: 1 },
+      { name: name(129), type: 'GAUGE', value: 1 },
+      // The repro of issue 12: a 60 KB name.
+      { name: name(60_000), type: 'GAUGE', value: 1 },
+      { name: 'label_128', type: 'GAUGE', value: 1, labels: label(128) },
+      { name: 'label_129', type: 'GAUGE', value: 1, labels: label(129) },
+      // 16 labels with 2,900-byte names were accepted before.
+      {
+        name: 'labels_2900',
+        type: 'GAUGE',
+        value: 1,
+        labels: Array.from({ length: 16 }, (_, i) => ({ name: `l${i}_${'z'.repeat(2900)}`, value: 'v' })),
+      },
+      // Not a valid label name either way, but 43 '€' are 129 bytes: still over the bound.
+      { name: 'label_utf8', type: 'GAUGE', value: 1, labels: [{ name: '€'.repeat(43), value: 'v' }] },
+    ];
+    assert.equal(m.update(AGENT, labels, metrics, 0), 5);
+    assert.equal(dropped(), 5);
+    const names = samples(m.render(0)).map((l) => l.slice(0, l.indexOf('{')));
+    assert.deepEqual(names.sort(), ['agentgate_agent_label_128', `agentgate_agent_${name(128)}`]);
+  });
+
+  test('SPEC §4 caps: every new series that would take the agent over 64 KiB of text is dropped and counted', () => {
+    const { m, dropped } = setup();
+    // Lines of about 8 KB: 16 labels of 500 bytes.
+    const big = (i: number): Metric => ({
+      name: `big_${i}`,
+      type: 'GAUGE',
+      value: -0.0000012345678901234567, // the longest value text
+      labels: Array.from({ length: 16 }, (_, k) => ({ name: `l${k}`, value: 'v'.repeat(500) })),
+    });
+    m.update(
+      AGENT,
+      labels,
+      Array.from({ length: 12 }, (_, i) => big(i)),
+      0,
+    );
+    const agentText = () => samples(m.render(0)).join('\n').length + samples(m.render(0)).length;
+    assert.ok(agentText() <= 64 * 1024, `the agent's text is ${agentText()} bytes`);
+    assert.ok(agentText() > 64 * 1024 - 8500, 'filled up to the last line that fits');
+    const kept = samples(m.render(0)).length;
+    assert.equal(dropped(), 12 - kept);
+    // Known series still update; a new one that fits is kept; another agent has its own 64 KiB.
+    assert.equal(m.update(AGENT, labels, [big(0), big(13), { name: 'small', type: 'GAUGE', value: 1 }], 1), 1);
+    assert.equal(samples(m.render(1)).length, kept + 1);
+    m.update('other-agent', { ...labels, agentName: 'other' }, [big(0)], 1);
+    assert.equal(samples(m.render(1)).length, kept + 2);
+    // Expired series give their bytes back.
+    m.sweep(2 * INTERVAL + 2);
+    m.update(AGENT, labels, [big(20)], 2 * INTERVAL + 2);
+    assert.match(m.render(2 * INTERVAL + 2), /^agentgate_agent_big_20\{/m);
+  });
+
+  test('a rendering is cut in chunks of bounded bytes, however long the lines', () => {
+    const { m } = setup();
+    for (let a = 0; a < 40; a++) {
+      const series = Array.from(
+        { length: 8 },
+        (_, i): Metric => ({
+          name: `m${i}`,
+          type: 'GAUGE',
+          value: i,
+          labels: Array.from({ length: 8 }, (_, k) => ({ name: `l${k}`, value: '€'.repeat(300) })),
+        }),
+      );
+      m.update(`agent-${a}`, { ...labels, agentName: `a${a}` }, series, 0);
+    }
+    const chunks = [...m.chunks(0)];
+    assert.ok(chunks.length > 10);
+    const longestLine = Math.max(
+      ...m
+        .render(0)
+        .split('\n')
+        .map((l) => Buffer.byteLength(`${l}\n`)),
+    );
+    for (const c of chunks)
+      assert.ok(Buffer.byteLength(c) < CHUNK_BYTES + longestLine + 200, `${Buffer.byteLength(c)}`);
+    assert.equal(chunks.join(''), m.render(0));
   });
 
   test('expired series are swept on a timer, with no scrape', async () => {

@@ -18,7 +18,10 @@ export type ToWorker =
   | { agentgate: 'force' }
   /** Send your own part of `kind` as `part` messages, the last one `done`. */
   | { agentgate: 'gather'; id: number; kind: AskKind }
-  /** The tree's answer to the worker's `ask` `id`, in pieces; the last one `done`. */
+  /**
+   * The tree's answer to the worker's `ask` `id`, in pieces; the last one `done`. After each piece
+   * that is not `done`, the primary waits for the worker's `more` before it sends the next.
+   */
   | { agentgate: 'answer'; id: number; chunk?: string; sessions?: DebugSession[]; ready?: boolean; done?: true };
 
 /** Worker → primary. */
@@ -26,6 +29,12 @@ export type ToPrimary =
   | { agentgate: 'hello' }
   | { agentgate: 'listening'; port: number }
   | { agentgate: 'ask'; id: number; kind: AskKind }
+  /**
+   * The piece of answer `id` last received is consumed (for `/metrics`: written to the client):
+   * send the next; with `stop`, send nothing more. The answer is pulled, so a slow client holds
+   * one piece in the worker and stalls the primary's stream instead of filling memory.
+   */
+  | { agentgate: 'more'; id: number; stop?: true }
   | {
       agentgate: 'part';
       id: number;
@@ -66,8 +75,15 @@ export function sendMessage(to: Channel, message: ToWorker | ToPrimary): Promise
   });
 }
 
-/** Pieces of a few thousand series or sessions per message: each costs a few ms to encode. */
+/** Sessions per message: each costs a few ms to encode. */
 export const PIECE = 5000;
+/** Bytes of agent series per part a worker sends the primary (an agent's series are never split). */
+export const PART_BYTES = 1024 * 1024;
+/**
+ * Bytes per piece of `/metrics` the primary streams to the asking worker, which holds at most two
+ * of them per scrape (the one its client is taking, and the next, asked for meanwhile).
+ */
+export const ANSWER_BYTES = 256 * 1024;
 
 /** Lets the event loop serve sockets between two pieces. */
 export const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -156,6 +156,9 @@ class Primary {
       case 'part':
         this.questions.onPart(worker, m);
         return;
+      case 'more':
+        this.questions.onMore(worker, m);
+        return;
     }
   }
 

@@ -5,11 +5,8 @@
 // reported wins), grouped per family under one `# TYPE`. Runs on a scrape only, in the primary,
 // which holds no socket. Only an agent found on two workers costs a lookup per series.
 import { AggregatorRegistry } from 'prom-client';
-import { type AgentSamplesPart, familyHeader, type SeriesType } from '../ops/agent-metrics.js';
+import { type AgentSamplesPart, CHUNK_BYTES, familyHeader, type SeriesType } from '../ops/agent-metrics.js';
 import type { RegistryJson } from '../ops/metrics.js';
-
-/** Lines per chunk of the answer. */
-const LINES_PER_CHUNK = 2000;
 
 /** Where an agent's lines are: part, first line, line count. */
 interface AgentSpan {
@@ -79,17 +76,22 @@ export class TreeMetrics {
     return families;
   }
 
-  /** The Prometheus text: the gateway's series, then the agents', a few thousand lines a chunk. */
-  async *chunks(): AsyncGenerator<string> {
+  /** The Prometheus text: the gateway's series, then the agents', in chunks of about `maxBytes`. */
+  async *chunks(maxBytes = CHUNK_BYTES): AsyncGenerator<string> {
     if (this.registries.length > 0) yield await AggregatorRegistry.aggregate(this.registries).metrics();
     let out: string[] = [];
+    let bytes = 0;
     for (const [name, family] of this.byFamily()) {
-      out.push(familyHeader(name, family.type).slice(0, -1));
+      const header = familyHeader(name, family.type).slice(0, -1);
+      out.push(header);
+      bytes += header.length + 1;
       for (const line of family.lines) {
         out.push(line);
-        if (out.length >= LINES_PER_CHUNK) {
+        bytes += Buffer.byteLength(line, 'utf8') + 1;
+        if (bytes >= maxBytes) {
           yield `${out.join('\n')}\n`;
           out = [];
+          bytes = 0;
         }
       }
     }

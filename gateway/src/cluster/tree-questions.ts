@@ -1,19 +1,28 @@
 // The workers' questions about the whole process tree (SPEC §8: `/metrics`, `/debug/sessions` and
 // `/readyz` describe the tree whichever worker answers): the primary asks every live worker for its
-// part over IPC, merges them, and streams the answer back to the asking worker in pieces. A worker
+// part over IPC, merges them, and streams the answer back to the asking worker in pieces that the
+// worker pulls one at a time (a slow scraper stalls the stream, it does not fill memory). A worker
 // that does not answer in time is left out (logged), so a stuck worker cannot hang a scrape.
+// Concurrent scrapes share one gather of `/metrics`, reused for a second.
 import type { Worker } from 'node:cluster';
 import { performance } from 'node:perf_hooks';
 import type { DebugSession } from '@agentgate/shared';
+import { type Clock, systemClock, type TimerHandle } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
-import { type AskKind, PIECE, sendMessage, type ToPrimary } from './ipc.js';
+import { ANSWER_BYTES, type AskKind, PIECE, sendMessage, type ToPrimary, type ToWorker } from './ipc.js';
 import { TreeMetrics } from './tree-metrics.js';
 
 /** How long the primary waits for the workers' parts of a scrape. */
 const GATHER_TIMEOUT_MS = 5000;
 const READY_TIMEOUT_MS = 1000;
+/** A finished gather of `/metrics` also answers the scrapes that ask within this long. */
+const SHARED_GATHER_MS = 1000;
+/** How long an answer waits for its worker to pull the next piece (a worker closes a stalled scrape after 10 s). */
+const PULL_TIMEOUT_MS = 30_000;
 
 type Part = Extract<ToPrimary, { agentgate: 'part' }>;
+type More = Extract<ToPrimary, { agentgate: 'more' }>;
+type Answer = Extract<ToWorker, { agentgate: 'answer' }>;
 
 interface Gathering {
   pending: Set<Worker>;
@@ -21,21 +30,56 @@ interface Gathering {
   finish(): void;
 }
 
+/** The asking worker's `more` messages for one answer: each lets the next piece go. */
+class Pull {
+  private early: boolean | undefined;
+  private waiting: ((more: boolean) => void) | undefined;
+
+  /** A `more` (true) or a `stop` or the asker's exit (false). */
+  settle(more: boolean): void {
+    if (this.waiting) this.waiting(more);
+    else this.early ??= more;
+  }
+
+  /** Resolves true when the worker asks for the next piece; false when it stops, leaves, or after `timeoutMs`. */
+  next(clock: Clock, timeoutMs: number): Promise<boolean> {
+    if (this.early !== undefined) {
+      const more = this.early;
+      this.early = undefined;
+      return Promise.resolve(more);
+    }
+    return new Promise((resolve) => {
+      const timer = clock.setTimeout(() => this.waiting?.(false), timeoutMs);
+      this.waiting = (more) => {
+        clock.clearTimeout(timer);
+        this.waiting = undefined;
+        resolve(more);
+      };
+    });
+  }
+}
+
 export class TreeQuestions {
   private nextGatherId = 0;
   private readonly gatherings = new Map<number, Gathering>();
+  /** The answers being pulled, by asking worker and its ask id. */
+  private readonly pulls = new Map<Worker, Map<number, Pull>>();
+  /** The `/metrics` body being gathered, or gathered less than SHARED_GATHER_MS ago. */
+  private shared: { body: Promise<string[]>; until: number } | undefined;
 
   constructor(
     private readonly log: Logger,
     /** The workers that can answer now. */
     private readonly liveWorkers: () => Worker[],
+    private readonly clock: Clock = systemClock,
   ) {}
 
-  /** A worker that exited answers nothing more: the gatherings stop waiting for it. */
+  /** A worker that exited answers nothing more and pulls nothing more. */
   forget(worker: Worker): void {
     for (const g of this.gatherings.values()) {
       if (g.pending.delete(worker) && g.pending.size === 0) g.finish();
     }
+    for (const pull of this.pulls.get(worker)?.values() ?? []) pull.settle(false);
   }
 
   /** A worker's part of a gathering. */
@@ -49,21 +93,23 @@ export class TreeQuestions {
     }
   }
 
+  /** The asking worker consumed the last piece of its answer `m.id` (or wants no more). */
+  onMore(worker: Worker, m: More): void {
+    this.pulls
+      .get(worker)
+      ?.get(m.id)
+      ?.settle(m.stop !== true);
+  }
+
   /** Asks every live worker for its part of `kind`; settles when all answered or after `timeoutMs`. */
   private gather(kind: AskKind, timeoutMs: number, onPart: (part: Part, worker: Worker) => void): Promise<void> {
     const id = this.nextGatherId++;
     const workers = this.liveWorkers();
     return new Promise((resolve) => {
       const pending = new Set(workers);
-      const timer = setTimeout(() => {
-        this.log.warn(
-          { kind, workerPids: [...pending].map((w) => w.process.pid) },
-          'a worker did not answer in time; answering without it',
-        );
-        finish();
-      }, timeoutMs);
+      let timer: TimerHandle | undefined;
       const finish = () => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         this.gatherings.delete(id);
         resolve();
       };
@@ -72,6 +118,13 @@ export class TreeQuestions {
         finish();
         return;
       }
+      timer = this.clock.setTimeout(() => {
+        this.log.warn(
+          { kind, workerPids: [...pending].map((w) => w.process.pid) },
+          'a worker did not answer in time; answering without it',
+        );
+        finish();
+      }, timeoutMs);
       for (const w of workers) {
         sendMessage(w, { agentgate: 'gather', id, kind }).catch(() => {
           if (pending.delete(w) && pending.size === 0) finish();
@@ -80,29 +133,70 @@ export class TreeQuestions {
     });
   }
 
-  /** The tree's answer to one worker's question, streamed back to it in pieces. */
+  /** The tree's `/metrics` in chunks: one gather for every scrape that asks while it runs or within a second after. */
+  private metricsBody(): Promise<string[]> {
+    if (this.shared && this.clock.now() < this.shared.until) return this.shared.body;
+    const shared = { body: this.gatherMetrics(), until: Number.POSITIVE_INFINITY };
+    this.shared = shared;
+    const forget = () => {
+      if (this.shared === shared) this.shared = undefined;
+    };
+    shared.body.then(() => {
+      shared.until = this.clock.now() + SHARED_GATHER_MS;
+      // Streams still answering keep their body; the primary keeps none once the second is over.
+      this.clock.setTimeout(forget, SHARED_GATHER_MS).unref?.();
+    }, forget);
+    return shared.body;
+  }
+
+  private async gatherMetrics(): Promise<string[]> {
+    const t0 = performance.now();
+    const tree = new TreeMetrics();
+    await this.gather('metrics', GATHER_TIMEOUT_MS, (part) => {
+      if (part.registry) tree.addRegistry(part.registry);
+      if (part.agents) tree.addAgents(part.agents);
+    });
+    const gatheredMs = performance.now() - t0;
+    const body: string[] = [];
+    for await (const chunk of tree.chunks(ANSWER_BYTES)) body.push(chunk);
+    this.log.debug(
+      { gatheredMs: Math.round(gatheredMs), renderedMs: Math.round(performance.now() - t0 - gatheredMs) },
+      'metrics of the tree gathered',
+    );
+    return body;
+  }
+
+  private async sessions(): Promise<DebugSession[]> {
+    const sessions: DebugSession[] = [];
+    await this.gather('sessions', GATHER_TIMEOUT_MS, (part) => {
+      if (part.sessions) for (const s of part.sessions) sessions.push(s);
+    });
+    return sessions;
+  }
+
+  /** The tree's answer to one worker's question, streamed back to it one pulled piece at a time. */
   async answer(asker: Worker, id: number, kind: AskKind): Promise<void> {
+    let pulls = this.pulls.get(asker);
+    if (!pulls) {
+      pulls = new Map();
+      this.pulls.set(asker, pulls);
+    }
+    const pull = new Pull();
+    pulls.set(id, pull);
+    /** Sends one piece; true once the asker pulled the next. */
+    const piece = async (m: Answer) => {
+      await sendMessage(asker, m);
+      const more = await pull.next(this.clock, PULL_TIMEOUT_MS);
+      if (!more) this.log.debug({ kind, workerPid: asker.process.pid }, 'the asking worker stopped pulling its answer');
+      return more;
+    };
     try {
       if (kind === 'metrics') {
-        const t0 = performance.now();
-        const tree = new TreeMetrics();
-        await this.gather(kind, GATHER_TIMEOUT_MS, (part) => {
-          if (part.registry) tree.addRegistry(part.registry);
-          if (part.agents) tree.addAgents(part.agents);
-        });
-        const gatheredMs = performance.now() - t0;
-        for await (const chunk of tree.chunks()) await sendMessage(asker, { agentgate: 'answer', id, chunk });
-        this.log.debug(
-          { gatheredMs: Math.round(gatheredMs), answeredMs: Math.round(performance.now() - t0) },
-          'metrics of the tree answered',
-        );
+        for (const chunk of await this.metricsBody()) if (!(await piece({ agentgate: 'answer', id, chunk }))) return;
       } else if (kind === 'sessions') {
-        const sessions: DebugSession[] = [];
-        await this.gather(kind, GATHER_TIMEOUT_MS, (part) => {
-          if (part.sessions) for (const s of part.sessions) sessions.push(s);
-        });
+        const sessions = await this.sessions();
         for (let i = 0; i < sessions.length; i += PIECE) {
-          await sendMessage(asker, { agentgate: 'answer', id, sessions: sessions.slice(i, i + PIECE) });
+          if (!(await piece({ agentgate: 'answer', id, sessions: sessions.slice(i, i + PIECE) }))) return;
         }
       } else {
         let ready = false;
@@ -116,6 +210,9 @@ export class TreeQuestions {
     } catch (err) {
       // The asking worker went away; nobody waits for this answer.
       this.log.debug({ kind, err: (err as Error).message }, 'an answer could not be delivered');
+    } finally {
+      pulls.delete(id);
+      if (pulls.size === 0 && this.pulls.get(asker) === pulls) this.pulls.delete(asker);
     }
   }
 }

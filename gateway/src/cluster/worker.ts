@@ -14,7 +14,16 @@ import type { GatewayApi, Readiness } from '../http/server.js';
 import type { Logger } from '../ops/log.js';
 import { startInstance } from '../serve/instance.js';
 import { ignoreShutdownSignals } from '../serve/signals.js';
-import { type AskKind, isOurs, PIECE, sendMessage, type ToPrimary, type ToWorker, yieldToLoop } from './ipc.js';
+import {
+  type AskKind,
+  isOurs,
+  PART_BYTES,
+  PIECE,
+  sendMessage,
+  type ToPrimary,
+  type ToWorker,
+  yieldToLoop,
+} from './ipc.js';
 
 type Start = Extract<ToWorker, { agentgate: 'start' }>;
 type Answer = Extract<ToWorker, { agentgate: 'answer' }>;
@@ -129,7 +138,7 @@ class PrimaryLink {
     }
     if (g && kind === 'metrics') {
       await this.send({ agentgate: 'part', id, registry: await g.metricsJson() });
-      for (const agents of g.agentSampleParts(PIECE)) {
+      for (const agents of g.agentSampleParts(PART_BYTES)) {
         await this.send({ agentgate: 'part', id, agents });
         await yieldToLoop();
       }
@@ -137,7 +146,11 @@ class PrimaryLink {
     await this.send({ agentgate: 'part', id, done: true });
   }
 
-  /** Asks the primary for the tree's answer; yields its pieces as they arrive. */
+  /**
+   * Asks the primary for the tree's answer and yields its pieces. It is pulled: the next piece is
+   * asked for when the caller takes one, so at most two are here (the one the caller has, the next
+   * one coming) however slowly the caller goes, and the primary's stream waits meanwhile.
+   */
   async *ask(kind: AskKind): AsyncGenerator<Answer> {
     const id = this.nextAskId++;
     const queue: (Answer | Error)[] = [];
@@ -146,6 +159,7 @@ class PrimaryLink {
       queue.push(m);
       wake?.();
     });
+    let finished = false;
     try {
       await this.send({ agentgate: 'ask', id, kind });
       for (;;) {
@@ -163,11 +177,18 @@ class PrimaryLink {
         }
         const m = queue.shift()!;
         if (m instanceof Error) throw m;
+        finished = m.done === true;
+        if (finished) {
+          yield m;
+          return;
+        }
+        await this.send({ agentgate: 'more', id });
         yield m;
-        if (m.done) return;
       }
     } finally {
       this.asks.delete(id);
+      // The caller stopped early (a scrape closed): the primary drops the rest of the answer.
+      if (!finished && this.connected) void this.send({ agentgate: 'more', id, stop: true }).catch(() => {});
     }
   }
 }
