@@ -1,16 +1,21 @@
 // SPEC §7 Signals and §8 Workers, the parts that need no process: the shutdown-signal rules on the
 // fake clock (a repeat within 1 s is the same request, a later one skips the drain), the restart
-// backoff of a dying worker, and the merge of the workers' /metrics parts in the primary.
+// backoff of a dying worker, the merge of the workers' /metrics parts in the primary, and how the
+// primary answers a worker's /metrics (pulled piece by piece; one gather shared by the scrapes of
+// a second), with fake workers on the fake clock.
 import assert from 'node:assert/strict';
+import type { Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import { describe, test } from 'node:test';
 import pino from 'pino';
+import { ANSWER_BYTES, PART_BYTES, type ToWorker } from '../../gateway/src/cluster/ipc.ts';
 import { RestartBackoff } from '../../gateway/src/cluster/restart-backoff.ts';
 import { TreeMetrics } from '../../gateway/src/cluster/tree-metrics.ts';
+import { TreeQuestions } from '../../gateway/src/cluster/tree-questions.ts';
 import { AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
 import { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
 import { ShutdownSignals } from '../../gateway/src/serve/signals.ts';
-import { FakeClock } from '../helpers/fake-clock.ts';
+import { FakeClock, settle } from '../helpers/fake-clock.ts';
 
 function captured() {
   const lines: { level: number; msg: string; signal?: string }[] = [];
@@ -157,6 +162,153 @@ describe('TreeMetrics', () => {
     assert.deepEqual(
       cpuRows,
       cpuRows.map((_, k) => header + 1 + k),
+    );
+  });
+});
+
+/**
+ * A worker as the primary sees it: what the primary sends it is recorded; on `gather` it sends its
+ * part (its gateway registry and its agents' series) at once, as a real worker would.
+ */
+class FakeWorker {
+  readonly sent: ToWorker[] = [];
+  readonly agents = new AgentMetrics(60_000, () => {});
+  readonly metrics = new GatewayMetrics();
+  questions: TreeQuestions | undefined;
+  constructor(readonly process: { pid: number }) {}
+  isConnected(): boolean {
+    return true;
+  }
+  send(m: ToWorker, cb?: (err: Error | null) => void): boolean {
+    this.sent.push(m);
+    cb?.(null);
+    if (m.agentgate === 'gather') void this.part(m.id);
+    return true;
+  }
+  private async part(id: number): Promise<void> {
+    const w = this as unknown as Worker;
+    this.questions!.onPart(w, { agentgate: 'part', id, registry: await this.metrics.registry.getMetricsAsJSON() });
+    for (const agents of this.agents.sampleParts(0, PART_BYTES))
+      this.questions!.onPart(w, { agentgate: 'part', id, agents });
+    this.questions!.onPart(w, { agentgate: 'part', id, done: true });
+  }
+  answers(id: number) {
+    return this.sent.flatMap((m) => (m.agentgate === 'answer' && m.id === id ? [m] : []));
+  }
+  get gathers(): number {
+    return this.sent.filter((m) => m.agentgate === 'gather').length;
+  }
+}
+
+/** Two workers whose agents report about `bytes` of series in all, and the primary's TreeQuestions. */
+function tree(bytes: number) {
+  const clock = new FakeClock(0);
+  const { log, lines } = captured();
+  const workers = [new FakeWorker({ pid: 101 }), new FakeWorker({ pid: 102 })];
+  const questions = new TreeQuestions(log, () => workers as unknown as Worker[], clock);
+  // Lines of about 1 KB: 8 series per agent.
+  const series = Array.from({ length: 8 }, (_, i) => ({
+    name: `m${i}`,
+    type: 'GAUGE' as const,
+    value: i,
+    labels: [{ name: 'pad', value: 'p'.repeat(900) }],
+  }));
+  const agents = Math.ceil(bytes / 8000);
+  for (let a = 0; a < agents; a++) {
+    workers[a % 2]!.agents.update(`agent-${a}`, { ...labels, agentName: `a${a}` }, series, 0);
+  }
+  for (const w of workers) w.questions = questions;
+  const asker = (i: number) => workers[i]! as unknown as Worker;
+  return { clock, lines, workers, questions, asker, agents };
+}
+
+/** Lets the event loop turn until `cond` holds (the gather runs on promises and prom-client's collection). */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await settle(1);
+  assert.ok(cond(), 'the condition never held');
+}
+
+const bodyOf = (w: FakeWorker, id: number) => w.answers(id).flatMap((m) => (m.chunk === undefined ? [] : [m.chunk]));
+
+describe('TreeQuestions: /metrics answers', () => {
+  test('pulled: the next piece only after the asking worker took the last one; the whole body in the end', async () => {
+    const { workers, questions, asker, agents } = tree(2_000_000);
+    const done = questions.answer(asker(0), 7, 'metrics');
+    await until(() => workers[0]!.answers(7).length > 0);
+    assert.equal(workers[0]!.answers(7).length, 1, 'one piece, then the primary waits');
+    await settle(50);
+    assert.equal(workers[0]!.answers(7).length, 1, 'still one: nothing is pushed without a pull');
+    for (let i = 0; i < 100 && !workers[0]!.answers(7).at(-1)!.done; i++) {
+      const before = workers[0]!.answers(7).length;
+      questions.onMore(asker(0), { agentgate: 'more', id: 7 });
+      await settle();
+      assert.equal(workers[0]!.answers(7).length, before + 1, 'one piece per pull');
+    }
+    await done;
+    assert.equal(workers[0]!.answers(7).at(-1)!.done, true);
+    const body = bodyOf(workers[0]!, 7);
+    assert.ok(body.length >= 8, `${body.length} pieces for about 2 MB`);
+    for (const piece of body) assert.ok(Buffer.byteLength(piece) < ANSWER_BYTES + 2000);
+    const text = body.join('');
+    assert.equal(line(text, 'agentgate_agent_m0{').length, agents, 'every agent once');
+    assert.equal(line(text, '# TYPE agentgate_agent_m0 ').length, 1);
+  });
+
+  test('a stop, the asking worker exiting, or no pull for 30 s ends the answer: nothing more is sent', async () => {
+    const { clock, workers, questions, asker, lines } = tree(2_000_000);
+    const stopped = questions.answer(asker(0), 1, 'metrics');
+    const exited = questions.answer(asker(1), 2, 'metrics');
+    await until(() => workers[0]!.answers(1).length > 0 && workers[1]!.answers(2).length > 0);
+    questions.onMore(asker(0), { agentgate: 'more', id: 1 });
+    await settle();
+    questions.onMore(asker(0), { agentgate: 'more', id: 1, stop: true });
+    questions.forget(asker(1));
+    await Promise.all([stopped, exited]);
+    assert.equal(workers[0]!.answers(1).length, 2);
+    assert.equal(workers[1]!.answers(2).length, 1);
+    assert.ok(!workers[0]!.answers(1).some((m) => m.done));
+
+    const idle = questions.answer(asker(0), 3, 'metrics');
+    await until(() => workers[0]!.answers(3).length > 0);
+    await clock.advance(29_999);
+    assert.equal(workers[0]!.answers(3).length, 1);
+    await clock.advance(1);
+    await idle;
+    assert.equal(workers[0]!.answers(3).length, 1, 'not pulled for 30 s: given up');
+    assert.equal(lines.filter((l) => /stopped pulling/.test(l.msg)).length, 3);
+  });
+
+  test('concurrent scrapes share one gather, and so do the scrapes of the next second; then a new one', async () => {
+    const { clock, workers, questions, asker } = tree(100_000);
+    const pullAll = async (w: number, id: number) => {
+      const answering = questions.answer(asker(w), id, 'metrics');
+      for (let taken = 0; !workers[w]!.answers(id).at(-1)?.done; taken++) {
+        await until(() => workers[w]!.answers(id).length > taken);
+        if (!workers[w]!.answers(id).at(-1)!.done) questions.onMore(asker(w), { agentgate: 'more', id });
+      }
+      await answering;
+      return bodyOf(workers[w]!, id).join('');
+    };
+    const [a, b] = await Promise.all([pullAll(0, 1), pullAll(1, 1)]);
+    assert.equal(a, b, 'one body for both');
+    assert.deepEqual(
+      workers.map((w) => w.gathers),
+      [1, 1],
+      'one gather for the two scrapes',
+    );
+    await clock.advance(999);
+    assert.equal(await pullAll(0, 2), a);
+    assert.deepEqual(
+      workers.map((w) => w.gathers),
+      [1, 1],
+      'reused within the second',
+    );
+    await clock.advance(1);
+    await pullAll(1, 2);
+    assert.deepEqual(
+      workers.map((w) => w.gathers),
+      [2, 2],
+      'gathered anew after it',
     );
   });
 });

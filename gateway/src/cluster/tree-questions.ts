@@ -183,18 +183,27 @@ export class TreeQuestions {
     }
     const pull = new Pull();
     pulls.set(id, pull);
+    let pieces = 0;
+    let piecesSent = 0;
     /** Sends one piece; true once the asker pulled the next. */
     const piece = async (m: Answer) => {
       await sendMessage(asker, m);
+      piecesSent++;
       const more = await pull.next(this.clock, PULL_TIMEOUT_MS);
-      if (!more) this.log.debug({ kind, workerPid: asker.process.pid }, 'the asking worker stopped pulling its answer');
+      if (!more) {
+        const workerPid = asker.process.pid;
+        this.log.debug({ kind, workerPid, piecesSent, pieces }, 'the asking worker stopped pulling its answer');
+      }
       return more;
     };
     try {
       if (kind === 'metrics') {
-        for (const chunk of await this.metricsBody()) if (!(await piece({ agentgate: 'answer', id, chunk }))) return;
+        const body = await this.metricsBody();
+        pieces = body.length;
+        for (const chunk of body) if (!(await piece({ agentgate: 'answer', id, chunk }))) return;
       } else if (kind === 'sessions') {
         const sessions = await this.sessions();
+        pieces = Math.ceil(sessions.length / PIECE);
         for (let i = 0; i < sessions.length; i += PIECE) {
           if (!(await piece({ agentgate: 'answer', id, sessions: sessions.slice(i, i + PIECE) }))) return;
         }

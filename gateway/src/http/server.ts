@@ -77,7 +77,7 @@ export function createHttpServer(api: GatewayApi, log: Logger, opts: HttpServerO
       });
     },
   );
-  const scrapes = new Scrapes(opts.scrapeStallMs ?? SCRAPE_STALL_MS);
+  const scrapes = new Scrapes(opts.scrapeStallMs ?? SCRAPE_STALL_MS, log);
   let open = 0;
   server.on('connection', (socket: Socket & { [OVER]?: true }) => {
     open++;
@@ -172,7 +172,10 @@ async function handleRequest(
 class Scrapes {
   private running = 0;
 
-  constructor(private readonly stallMs: number) {}
+  constructor(
+    private readonly stallMs: number,
+    private readonly log: Logger,
+  ) {}
 
   async serve(api: GatewayApi, res: ServerResponse): Promise<void> {
     if (this.running >= MAX_SCRAPES) {
@@ -212,7 +215,10 @@ class Scrapes {
       };
       const onEvent = () => settle(true);
       const onClose = () => settle(false);
-      const timer = setTimeout(() => settle(false), this.stallMs);
+      const timer = setTimeout(() => {
+        this.log.info({ stallMs: this.stallMs }, 'a /metrics client stopped reading; closing its scrape');
+        settle(false);
+      }, this.stallMs);
       res.on(event, onEvent);
       res.on('close', onClose);
     });
