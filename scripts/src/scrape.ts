@@ -277,6 +277,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       cpuMs.push(treeCpuDelta(before, treeCpu(gw.pid)));
     }
     process.stdout.write(`CPU per scrape, whole process tree: ${cpuMs.join(', ')} ms\n`);
+    // And of 4 scrapes at once (the most a process serves; with workers they share one gather).
+    const cpu4Ms: number[] = [];
+    for (let k = 0; k < SCRAPES; k++) {
+      await sleep(1100);
+      const before = treeCpu(gw.pid);
+      await Promise.all(Array.from({ length: 4 }, () => get(`${httpUrl}/metrics`)));
+      await sleep(100);
+      cpu4Ms.push(treeCpuDelta(before, treeCpu(gw.pid)));
+    }
+    process.stdout.write(`CPU per 4 concurrent scrapes, whole process tree: ${cpu4Ms.join(', ')} ms\n`);
     const stalled = opt.stalled > 0 ? await stalledScrapes(gw.pid, httpUrl, opt.stalled) : undefined;
     const sorted = rows.map((r) => r.ms).sort((a, b) => a - b);
     const summary = {
@@ -292,6 +302,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       probeFrameMaxMs: { idle: idleProbeMs, duringScrape: Math.max(...rows.map((r) => r.probeMs)) },
       bodyBytes: rows[0]?.bytes,
       cpuMsPerScrape: cpuMs.sort((a, b) => a - b)[Math.floor(cpuMs.length / 2)],
+      cpuMsPer4ConcurrentScrapes: cpu4Ms.sort((a, b) => a - b)[Math.floor(cpu4Ms.length / 2)],
       ...(stalled ? { stalled } : {}),
     };
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
