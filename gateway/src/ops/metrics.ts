@@ -93,7 +93,7 @@ export class GatewayMetrics {
     for (const m of FRAME_METHODS) this.ackChildren.set(m, this.ackLatency.labels(m));
     this.agentMetricsDropped = new client.Counter({
       name: 'agentgate_agent_metrics_dropped_total',
-      help: 'Agent-reported metrics dropped: invalid or reserved name, over 16 labels, a label value over 1024 bytes, or a new series beyond 200 per agent.',
+      help: 'Agent-reported metrics dropped: invalid or reserved name, a name or label name over 128 bytes, over 16 labels, a label value over 1024 bytes, or a new series beyond 200 or 64 KiB of text per agent.',
       registers,
     });
     this.refreshOutcomes = new client.Counter({
