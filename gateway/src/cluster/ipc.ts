@@ -30,9 +30,9 @@ export type ToPrimary =
   | { agentgate: 'listening'; port: number }
   | { agentgate: 'ask'; id: number; kind: AskKind }
   /**
-   * The piece of answer `id` last received is consumed (for `/metrics`: written to the client):
-   * send the next; with `stop`, send nothing more. The answer is pulled, so a slow client holds
-   * one piece in the worker and stalls the primary's stream instead of filling memory.
+   * The worker took a piece of answer `id` (for `/metrics`: its client took the one before): send
+   * the next; with `stop`, send nothing more. The answer is pulled, so a slow client holds at most
+   * two pieces in the worker and stalls the primary's stream instead of filling memory.
    */
   | { agentgate: 'more'; id: number; stop?: true }
   | {

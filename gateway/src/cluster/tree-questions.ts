@@ -35,10 +35,10 @@ class Pull {
   private early: boolean | undefined;
   private waiting: ((more: boolean) => void) | undefined;
 
-  /** A `more` (true) or a `stop` or the asker's exit (false). */
+  /** A `more` (true) or a `stop` or the asker's exit (false); a stop is never forgotten. */
   settle(more: boolean): void {
     if (this.waiting) this.waiting(more);
-    else this.early ??= more;
+    else if (this.early !== false) this.early = more;
   }
 
   /** Resolves true when the worker asks for the next piece; false when it stops, leaves, or after `timeoutMs`. */
@@ -93,7 +93,7 @@ export class TreeQuestions {
     }
   }
 
-  /** The asking worker consumed the last piece of its answer `m.id` (or wants no more). */
+  /** The asking worker took a piece of its answer `m.id` (or wants no more). */
   onMore(worker: Worker, m: More): void {
     this.pulls
       .get(worker)
