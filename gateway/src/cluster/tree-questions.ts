@@ -152,9 +152,9 @@ export class TreeQuestions {
   private async gatherMetrics(): Promise<string[]> {
     const t0 = performance.now();
     const tree = new TreeMetrics();
-    await this.gather('metrics', GATHER_TIMEOUT_MS, (part) => {
+    await this.gather('metrics', GATHER_TIMEOUT_MS, (part, worker) => {
       if (part.registry) tree.addRegistry(part.registry);
-      if (part.agents) tree.addAgents(part.agents);
+      if (part.agents) tree.addAgents(part.agents, worker);
     });
     const gatheredMs = performance.now() - t0;
     const body: string[] = [];
@@ -182,6 +182,7 @@ export class TreeQuestions {
       this.pulls.set(asker, pulls);
     }
     const pull = new Pull();
+    const t0 = performance.now();
     pulls.set(id, pull);
     let pieces = 0;
     let piecesSent = 0;
@@ -216,6 +217,7 @@ export class TreeQuestions {
         return;
       }
       await sendMessage(asker, { agentgate: 'answer', id, done: true });
+      this.log.debug({ kind, pieces, answeredMs: Math.round(performance.now() - t0) }, 'an answer was delivered');
     } catch (err) {
       // The asking worker went away; nobody waits for this answer.
       this.log.debug({ kind, err: (err as Error).message }, 'an answer could not be delivered');
