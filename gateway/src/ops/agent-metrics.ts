@@ -274,6 +274,12 @@ export class AgentMetrics {
     let lineAgent: number[] = [];
     let ats: number[] = [];
     let bytes = 0;
+    const part = (): AgentSamplesPart => ({
+      blocks,
+      agents,
+      lineAgent: Uint32Array.from(lineAgent),
+      ats: Float64Array.from(ats),
+    });
     for (const f of this.families.values()) {
       let text = '';
       let lines = 0;
@@ -292,7 +298,7 @@ export class AgentMetrics {
         bytes += s.bytes;
         if (bytes >= maxBytes) {
           blocks.push({ name: f.name, type: f.type, lines, text });
-          yield { blocks, agents, lineAgent: Uint32Array.from(lineAgent), ats: Float64Array.from(ats) };
+          yield part();
           blocks = [];
           agents = [];
           agentIndex = new Map();
@@ -305,7 +311,7 @@ export class AgentMetrics {
       }
       if (lines > 0) blocks.push({ name: f.name, type: f.type, lines, text });
     }
-    if (blocks.length > 0) yield { blocks, agents, lineAgent: Uint32Array.from(lineAgent), ats: Float64Array.from(ats) };
+    if (blocks.length > 0) yield part();
   }
 }
 
