@@ -17,8 +17,11 @@ const GATHER_TIMEOUT_MS = 5000;
 const READY_TIMEOUT_MS = 1000;
 /** A finished gather of `/metrics` also answers the scrapes that ask within this long. */
 const SHARED_GATHER_MS = 1000;
-/** How long an answer waits for its worker to pull the next piece (a worker closes a stalled scrape after 10 s). */
-const PULL_TIMEOUT_MS = 30_000;
+/**
+ * How long an answer waits for its worker to pull the next piece: beyond what a client that keeps
+ * reading can take (a piece is 4 chunks, each of which may take 10 s before a stalled scrape is closed).
+ */
+const PULL_TIMEOUT_MS = 60_000;
 
 type Part = Extract<ToPrimary, { agentgate: 'part' }>;
 type More = Extract<ToPrimary, { agentgate: 'more' }>;
