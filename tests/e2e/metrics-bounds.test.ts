@@ -50,16 +50,20 @@ async function connectAll(url: string, tokens: string[]): Promise<RawSocket[]> {
   return sockets;
 }
 
-/** A `GET /metrics` that reads one packet and stops reading. */
+/** A `GET /metrics` that reads one packet and stops reading; `at` is when the request was sent. */
 function stalledScrape(httpUrl: string): Promise<{ socket: net.Socket; status: string; at: number }> {
   const { port } = new URL(httpUrl);
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port: Number(port), host: '127.0.0.1' });
+    let at = 0;
     socket.on('error', () => {});
-    socket.once('connect', () => socket.write('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'));
+    socket.once('connect', () => {
+      at = Date.now();
+      socket.write('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    });
     socket.once('data', (d: Buffer) => {
       socket.pause();
-      resolve({ socket, status: d.toString('latin1', 0, d.indexOf('\r\n')), at: Date.now() });
+      resolve({ socket, status: d.toString('latin1', 0, d.indexOf('\r\n')), at });
     });
     socket.once('close', () => reject(new Error('a stalled scrape was closed before its first packet')));
   });
@@ -162,15 +166,19 @@ describe('SPEC §3, §4: agent metric bounds and /metrics bounds', () => {
       assert.equal(fifth.status, 503);
       assert.equal(fifth.headers['retry-after'], '1');
 
-      // The slots come back once the stalled scrapes are closed, not before: 10 s without a read.
+      // Each stalled scrape is closed once its client read nothing for 10 s, not before.
       const first = Math.min(...stalled.map((s) => s.at));
       await eventually(
-        'a scrape answered 200 again',
-        async () => (await httpRequest(`${gw.httpUrl}/metrics`, { timeoutMs: 30_000 })).status === 200,
-        { timeoutMs: 40_000, intervalMs: 500 },
+        'the 4 stalled scrapes closed',
+        () => logged(gw, /a \/metrics client stopped reading/).length === 4,
+        {
+          timeoutMs: 40_000,
+          intervalMs: 200,
+        },
       );
-      assert.ok(Date.now() - first >= STALL_MS - 100, `a slot came back after ${Date.now() - first} ms`);
-      assert.equal(logged(gw, /a \/metrics client stopped reading/).length, 4);
+      assert.ok(Date.now() - first >= STALL_MS - 100, `closed ${Date.now() - first} ms after the request`);
+      // Their slots are free again.
+      assert.equal((await httpRequest(`${gw.httpUrl}/metrics`, { timeoutMs: 30_000 })).status, 200);
       for (const s of stalled) {
         const rest = await drainToClose(s.socket);
         assert.ok(!rest.toString('latin1').endsWith('0\r\n\r\n'), 'the body was cut, not finished');
@@ -204,7 +212,7 @@ describe('SPEC §3, §4: agent metric bounds and /metrics bounds', () => {
       const s = await stalledScrape(gw.httpUrl);
       assert.equal(s.status, 'HTTP/1.1 200 OK');
       const stopped = await gw.waitForLog((e) => e['msg'] === 'the asking worker stopped pulling its answer', 40_000);
-      assert.ok(Date.now() - s.at >= STALL_MS - 100);
+      assert.ok(Date.now() - s.at >= STALL_MS - 100, `stopped ${Date.now() - s.at} ms after the request`);
       const sent = Number(stopped['piecesSent']);
       const pieces = Number(stopped['pieces']);
       // About 4 MB in the kernel's buffers, one piece waiting in the socket and one in the worker: not 9 MB.

@@ -112,6 +112,8 @@ describe('§8 serve --workers 2', () => {
       });
     }
     const mineOnly = (all: Sample[]) => samples(all, 'agentgate_agent_test_spread', { agent_name: fx.agentName });
+    // A gather serves the scrapes of the next second too (README, Workers): the reports show once it is over.
+    await eventually('the reports on /metrics', async () => mineOnly(await scrape(gw.httpUrl)).at(0)?.value === value);
     for (let i = 0; i < ANSWERERS; i++) {
       const r = await httpRequest(`${gw.httpUrl}/metrics`);
       assert.equal(r.status, 200);

@@ -12,7 +12,7 @@ import { ANSWER_BYTES, PART_BYTES, type ToWorker } from '../../gateway/src/clust
 import { RestartBackoff } from '../../gateway/src/cluster/restart-backoff.ts';
 import { TreeMetrics } from '../../gateway/src/cluster/tree-metrics.ts';
 import { TreeQuestions } from '../../gateway/src/cluster/tree-questions.ts';
-import { AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
+import { AgentMetrics, cutAtLines } from '../../gateway/src/ops/agent-metrics.ts';
 import { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
 import { ShutdownSignals } from '../../gateway/src/serve/signals.ts';
 import { FakeClock, settle } from '../helpers/fake-clock.ts';
@@ -95,11 +95,15 @@ const ID = 'agent_name="main",username="alice",workspace_name="dev",template_nam
 const labels = { agentName: 'main', username: 'alice', workspaceName: 'dev', templateName: 'docker' };
 
 /** The merged text of `parts` (one GatewayMetrics and one AgentMetrics per worker). */
-async function merge(parts: { metrics: GatewayMetrics; agents: AgentMetrics }[], now: number): Promise<string> {
+async function merge(
+  parts: { metrics: GatewayMetrics; agents: AgentMetrics }[],
+  now: number,
+  partBytes = 2,
+): Promise<string> {
   const tree = new TreeMetrics();
   for (const p of parts) {
     tree.addRegistry(await p.metrics.registry.getMetricsAsJSON());
-    for (const part of p.agents.sampleParts(now, 2)) tree.addAgents(part);
+    for (const part of p.agents.sampleParts(now, partBytes)) tree.addAgents(part, p);
   }
   let text = '';
   for await (const chunk of tree.chunks()) text += chunk;
@@ -141,34 +145,72 @@ describe('TreeMetrics', () => {
     assert.equal(line(text, '# TYPE agentgate_sessions ').length, 1);
   });
 
-  test("an agent's series appear once, with the most recent report, grouped per family", async () => {
-    const a = { metrics: new GatewayMetrics(), agents: new AgentMetrics(60_000, () => {}) };
-    const b = { metrics: new GatewayMetrics(), agents: new AgentMetrics(60_000, () => {}) };
-    const cpu = (value: number) => [{ name: 'cpu', type: 'GAUGE' as const, value }];
-    // The same agent on both workers: its socket on b reported last.
-    a.agents.update('agent-1', labels, cpu(1), 1000);
-    b.agents.update('agent-1', labels, cpu(2), 2000);
-    // And the other way round for another series.
-    a.agents.update('agent-1', labels, [{ name: 'mem', type: 'GAUGE', value: 9 }], 3000);
-    b.agents.update('agent-1', labels, [{ name: 'mem', type: 'GAUGE', value: 8 }], 2500);
-    // Other agents of the same family on each worker (more lines than a part holds).
-    for (let i = 0; i < 5; i++) {
-      a.agents.update(`a-${i}`, { ...labels, agentName: `a${i}` }, cpu(i), 1000);
-      b.agents.update(`b-${i}`, { ...labels, agentName: `b${i}` }, cpu(i), 1000);
+  for (const partBytes of [2, PART_BYTES]) {
+    test(`an agent's series appear once, with the most recent report, grouped per family (parts of ${partBytes} bytes)`, async () => {
+      const a = { metrics: new GatewayMetrics(), agents: new AgentMetrics(60_000, () => {}) };
+      const b = { metrics: new GatewayMetrics(), agents: new AgentMetrics(60_000, () => {}) };
+      const cpu = (value: number) => [{ name: 'cpu', type: 'GAUGE' as const, value }];
+      // The same agent on both workers: its socket on b reported last.
+      a.agents.update('agent-1', labels, cpu(1), 1000);
+      b.agents.update('agent-1', labels, cpu(2), 2000);
+      // And the other way round for another series.
+      a.agents.update('agent-1', labels, [{ name: 'mem', type: 'GAUGE', value: 9 }], 3000);
+      b.agents.update('agent-1', labels, [{ name: 'mem', type: 'GAUGE', value: 8 }], 2500);
+      // Other agents of the same family on each worker (more lines than a part holds).
+      for (let i = 0; i < 5; i++) {
+        a.agents.update(`a-${i}`, { ...labels, agentName: `a${i}` }, cpu(i), 1000);
+        b.agents.update(`b-${i}`, { ...labels, agentName: `b${i}` }, cpu(i), 1000);
+      }
+      // And one more on both after the others (its lines end the blocks): a's report is the later one.
+      const two = { ...labels, agentName: 'two' };
+      a.agents.update('agent-2', two, cpu(20), 1500);
+      b.agents.update('agent-2', two, cpu(21), 1200);
+      const text = await merge([a, b], 3000, partBytes);
+      assert.deepEqual(line(text, `agentgate_agent_cpu{${ID}}`), [`agentgate_agent_cpu{${ID}} 2`]);
+      assert.deepEqual(line(text, `agentgate_agent_mem{${ID}}`), [`agentgate_agent_mem{${ID}} 9`]);
+      assert.deepEqual(line(text, 'agentgate_agent_cpu{agent_name="two"'), [
+        'agentgate_agent_cpu{agent_name="two",username="alice",workspace_name="dev",template_name="docker"} 20',
+      ]);
+      assert.equal(line(text, 'agentgate_agent_cpu{').length, 12);
+      assert.equal(line(text, '# TYPE agentgate_agent_cpu ').length, 1);
+      // Every sample of a family follows its one header.
+      const rows = text.split('\n');
+      const header = rows.indexOf('# TYPE agentgate_agent_cpu gauge');
+      const cpuRows = rows.flatMap((r, i) => (r.startsWith('agentgate_agent_cpu{') ? [i] : []));
+      assert.deepEqual(
+        cpuRows,
+        cpuRows.map((_, k) => header + 1 + k),
+      );
+    });
+  }
+
+  test('a body is cut in chunks of bounded size at line ends, each line whole', async () => {
+    const w = { metrics: new GatewayMetrics(), agents: new AgentMetrics(60_000, () => {}) };
+    // 1000 bytes of UTF-8 (under the 1024 cap), 500 characters.
+    const long = [{ name: 'pad', value: 'é'.repeat(500) }];
+    for (let a = 0; a < 300; a++) {
+      const series = Array.from({ length: 20 }, (_, i) => ({
+        name: `m${i}`,
+        type: 'GAUGE' as const,
+        value: i,
+        labels: long,
+      }));
+      w.agents.update(`agent-${a}`, { ...labels, agentName: `a${a}` }, series, 0);
     }
-    const text = await merge([a, b], 3000);
-    assert.deepEqual(line(text, `agentgate_agent_cpu{${ID}}`), [`agentgate_agent_cpu{${ID}} 2`]);
-    assert.deepEqual(line(text, `agentgate_agent_mem{${ID}}`), [`agentgate_agent_mem{${ID}} 9`]);
-    assert.equal(line(text, 'agentgate_agent_cpu{').length, 11);
-    assert.equal(line(text, '# TYPE agentgate_agent_cpu ').length, 1);
-    // Every sample of a family follows its one header.
-    const rows = text.split('\n');
-    const header = rows.indexOf('# TYPE agentgate_agent_cpu gauge');
-    const cpuRows = rows.flatMap((r, i) => (r.startsWith('agentgate_agent_cpu{') ? [i] : []));
-    assert.deepEqual(
-      cpuRows,
-      cpuRows.map((_, k) => header + 1 + k),
-    );
+    const tree = new TreeMetrics();
+    for (const part of w.agents.sampleParts(0, PART_BYTES)) tree.addAgents(part, w);
+    const chunks: string[] = [];
+    for await (const c of tree.chunks(64 * 1024)) chunks.push(c);
+    assert.ok(chunks.length > 50, `${chunks.length} chunks`);
+    for (const c of chunks) {
+      assert.ok(c.length < 64 * 1024 + 1200, `${c.length}`);
+      assert.ok(c.endsWith('\n'), 'a chunk ends at a line end');
+    }
+    assert.equal(line(chunks.join(''), 'agentgate_agent_m7{').length, 300);
+    for (const piece of cutAtLines(chunks.join(''), 10_000)) {
+      assert.ok(piece.endsWith('\n') && piece.length < 10_000 + 1200, `a piece of ${piece.length}`);
+    }
+    assert.equal([...cutAtLines(chunks.join(''), 10_000)].join(''), chunks.join(''));
   });
 });
 
@@ -238,7 +280,7 @@ const bodyOf = (w: FakeWorker, id: number) => w.answers(id).flatMap((m) => (m.ch
 
 describe('TreeQuestions: /metrics answers', () => {
   test('pulled: the next piece only after the asking worker took the last one; the whole body in the end', async () => {
-    const { workers, questions, asker, agents } = tree(2_000_000);
+    const { workers, questions, asker, agents } = tree(4.5 * ANSWER_BYTES);
     const done = questions.answer(asker(0), 7, 'metrics');
     await until(() => workers[0]!.answers(7).length > 0);
     assert.equal(workers[0]!.answers(7).length, 1, 'one piece, then the primary waits');
@@ -253,15 +295,15 @@ describe('TreeQuestions: /metrics answers', () => {
     await done;
     assert.equal(workers[0]!.answers(7).at(-1)!.done, true);
     const body = bodyOf(workers[0]!, 7);
-    assert.ok(body.length >= 8, `${body.length} pieces for about 2 MB`);
-    for (const piece of body) assert.ok(Buffer.byteLength(piece) < ANSWER_BYTES + 2000);
+    assert.ok(body.length >= 4, `${body.length} pieces for 4.5 pieces' worth of series`);
+    for (const piece of body) assert.ok(piece.length < ANSWER_BYTES + 2000, `a piece of ${piece.length}`);
     const text = body.join('');
     assert.equal(line(text, 'agentgate_agent_m0{').length, agents, 'every agent once');
     assert.equal(line(text, '# TYPE agentgate_agent_m0 ').length, 1);
   });
 
-  test('a stop, the asking worker exiting, or no pull for 30 s ends the answer: nothing more is sent', async () => {
-    const { clock, workers, questions, asker, lines } = tree(2_000_000);
+  test('a stop, the asking worker exiting, or no pull for 60 s ends the answer: nothing more is sent', async () => {
+    const { clock, workers, questions, asker, lines } = tree(4.5 * ANSWER_BYTES);
     const stopped = questions.answer(asker(0), 1, 'metrics');
     const exited = questions.answer(asker(1), 2, 'metrics');
     await until(() => workers[0]!.answers(1).length > 0 && workers[1]!.answers(2).length > 0);
@@ -272,15 +314,15 @@ describe('TreeQuestions: /metrics answers', () => {
     await Promise.all([stopped, exited]);
     assert.equal(workers[0]!.answers(1).length, 2);
     assert.equal(workers[1]!.answers(2).length, 1);
-    assert.ok(!workers[0]!.answers(1).some((m) => m.done));
+    assert.ok(!workers[0]!.answers(1).some((m) => m.done), 'a stopped answer is not finished');
 
     const idle = questions.answer(asker(0), 3, 'metrics');
     await until(() => workers[0]!.answers(3).length > 0);
-    await clock.advance(29_999);
+    await clock.advance(59_999);
     assert.equal(workers[0]!.answers(3).length, 1);
     await clock.advance(1);
     await idle;
-    assert.equal(workers[0]!.answers(3).length, 1, 'not pulled for 30 s: given up');
+    assert.equal(workers[0]!.answers(3).length, 1, 'not pulled for 60 s: given up');
     assert.equal(lines.filter((l) => /stopped pulling/.test(l.msg)).length, 3);
   });
 

@@ -13,7 +13,8 @@ import { createHttpServer, type Routes } from '../../gateway/src/http/server.ts'
 import { httpRequest } from '../helpers/http.ts';
 import { eventually } from '../helpers/wait.ts';
 
-const STALL_MS = 300;
+/** Long enough for the 5th scrape to come while the 4 are stalled, however loaded the machine. */
+const STALL_MS = 2000;
 const CHUNK = `${'x'.repeat(64 * 1024 - 1)}\n`;
 
 /** A Routes whose /metrics never ends; counts the generators started and released. */

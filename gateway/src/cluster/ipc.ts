@@ -80,8 +80,9 @@ export const PIECE = 5000;
 /** Bytes of agent series per part a worker sends the primary (an agent's series are never split). */
 export const PART_BYTES = 1024 * 1024;
 /**
- * Bytes per piece of `/metrics` the primary streams to the asking worker, which holds at most two
- * of them per scrape (the one its client is taking, and the next, asked for meanwhile).
+ * Characters (bytes, but for non-ASCII label values) per piece of `/metrics` the primary streams to
+ * the asking worker, which holds at most two of them per scrape (the one its client is taking, and
+ * the next, asked for meanwhile). Large, because each piece costs a round trip between processes.
  */
 export const ANSWER_BYTES = 256 * 1024;
 

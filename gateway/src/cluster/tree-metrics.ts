@@ -3,98 +3,129 @@
 // histograms merged bucket by bucket, process metrics by each metric's declared aggregator), and
 // the agents' series once each even when an agent has sockets on two workers (the most recently
 // reported wins), grouped per family under one `# TYPE`. Runs on a scrape only, in the primary,
-// which holds no socket. Only an agent found on two workers costs a lookup per series.
+// which holds no socket. Workers send their series family by family, so the merge joins blocks of
+// text; only the lines of an agent found on two workers are looked at one by one.
 import { AggregatorRegistry } from 'prom-client';
 import { type AgentSamplesPart, CHUNK_BYTES, familyHeader, type SeriesType } from '../ops/agent-metrics.js';
 import type { RegistryJson } from '../ops/metrics.js';
 
-/** Where an agent's lines are: part, first line, line count. */
-interface AgentSpan {
-  part: number;
-  first: number;
-  count: number;
+interface HeldPart {
+  part: AgentSamplesPart;
+  /** The first line of each block. */
+  firstLines: number[];
+  /** 1 for each agent of the part also seen on another worker (set when rendering). */
+  onSeveral?: Uint8Array;
+}
+
+interface FamilyBlocks {
+  type: SeriesType;
+  blocks: { held: HeldPart; index: number }[];
+}
+
+/** Text gathered into chunks of about `max` characters, each ending at a line end. */
+class Chunks {
+  readonly done: string[] = [];
+  private out = '';
+
+  constructor(private readonly max: number) {}
+
+  /** Whole lines: a long text is cut at the line ends nearest to each chunk's end. */
+  add(text: string): void {
+    let from = 0;
+    for (;;) {
+      const room = this.max - this.out.length;
+      if (text.length - from < room) break;
+      const end = text.indexOf('\n', from + room - 1);
+      if (end === -1) break;
+      this.out += text.slice(from, end + 1);
+      this.flush();
+      from = end + 1;
+    }
+    if (from < text.length) this.out += from === 0 ? text : text.slice(from);
+  }
+
+  flush(): void {
+    if (this.out !== '') this.done.push(this.out);
+    this.out = '';
+  }
 }
 
 export class TreeMetrics {
   private readonly registries: RegistryJson[] = [];
-  private readonly parts: { part: AgentSamplesPart; lines: string[] }[] = [];
-  /** The first span of every agent, and the others of an agent seen on several workers. */
-  private readonly spans = new Map<string, AgentSpan[]>();
+  private readonly parts: HeldPart[] = [];
+  /** The worker each agent was first seen on, and the agents also seen on another. */
+  private readonly seenOn = new Map<string, unknown>();
+  private readonly onSeveral = new Set<string>();
 
   addRegistry(json: RegistryJson): void {
     this.registries.push(json);
   }
 
-  addAgents(part: AgentSamplesPart): void {
-    const index = this.parts.length;
-    const lines = part.text.split('\n');
-    lines.pop(); // after the last '\n'
-    this.parts.push({ part, lines });
-    let first = 0;
-    for (let i = 0; i < part.agents.length; i++) {
-      const span = { part: index, first, count: part.counts[i]! };
-      const known = this.spans.get(part.agents[i]!);
-      if (known) known.push(span);
-      else this.spans.set(part.agents[i]!, [span]);
-      first += span.count;
+  /** One part of the agent series of the worker `from`. */
+  addAgents(part: AgentSamplesPart, from: unknown): void {
+    const firstLines: number[] = [];
+    let line = 0;
+    for (const b of part.blocks) {
+      firstLines.push(line);
+      line += b.lines;
     }
-  }
-
-  /** Every series once, by family: an agent on one worker as is, one on several merged by series. */
-  private byFamily(): Map<string, { type: SeriesType; lines: string[] }> {
-    const families = new Map<string, { type: SeriesType; lines: string[] }>();
-    const push = (p: number, line: number) => {
-      const { part, lines } = this.parts[p]!;
-      const f = part.families[part.lineFamily[line]!]!;
-      let family = families.get(f.name);
-      if (!family) {
-        family = { type: f.type, lines: [] };
-        families.set(f.name, family);
-      }
-      family.lines.push(lines[line]!);
-    };
-    for (const spans of this.spans.values()) {
-      if (spans.length === 1) {
-        const { part, first, count } = spans[0]!;
-        for (let l = first; l < first + count; l++) push(part, l);
-        continue;
-      }
-      // The same agent on several workers: by series (the line up to its value), the latest report.
-      const latest = new Map<string, { part: number; line: number; at: number }>();
-      for (const { part, first, count } of spans) {
-        const { part: p, lines } = this.parts[part]!;
-        for (let l = first; l < first + count; l++) {
-          const text = lines[l]!;
-          const key = text.slice(0, text.lastIndexOf(' '));
-          const at = p.ats[l]!;
-          const known = latest.get(key);
-          if (!known || known.at < at) latest.set(key, { part, line: l, at });
-        }
-      }
-      for (const { part, line } of latest.values()) push(part, line);
+    this.parts.push({ part, firstLines });
+    for (const agent of part.agents) {
+      const seen = this.seenOn.get(agent);
+      if (seen === undefined) this.seenOn.set(agent, from);
+      else if (seen !== from) this.onSeveral.add(agent);
     }
-    return families;
   }
 
   /** The Prometheus text: the gateway's series, then the agents', in chunks of about `maxBytes`. */
   async *chunks(maxBytes = CHUNK_BYTES): AsyncGenerator<string> {
     if (this.registries.length > 0) yield await AggregatorRegistry.aggregate(this.registries).metrics();
-    let out: string[] = [];
-    let bytes = 0;
-    for (const [name, family] of this.byFamily()) {
-      const header = familyHeader(name, family.type).slice(0, -1);
-      out.push(header);
-      bytes += header.length + 1;
-      for (const line of family.lines) {
-        out.push(line);
-        bytes += Buffer.byteLength(line, 'utf8') + 1;
-        if (bytes >= maxBytes) {
-          yield `${out.join('\n')}\n`;
-          out = [];
-          bytes = 0;
+    const families = new Map<string, FamilyBlocks>();
+    for (const held of this.parts) {
+      held.part.blocks.forEach((b, index) => {
+        let f = families.get(b.name);
+        if (!f) {
+          f = { type: b.type, blocks: [] };
+          families.set(b.name, f);
         }
-      }
+        f.blocks.push({ held, index });
+      });
     }
-    if (out.length > 0) yield `${out.join('\n')}\n`;
+    const out = new Chunks(maxBytes);
+    for (const [name, family] of families) {
+      out.add(familyHeader(name, family.type));
+      // The series of agents on several workers: by series (the line up to its value), the latest report.
+      const latest = new Map<string, { line: string; at: number }>();
+      for (const { held, index } of family.blocks) {
+        const { part, firstLines } = held;
+        const { text, lines } = part.blocks[index]!;
+        const first = firstLines[index]!;
+        if (this.onSeveral.size === 0) {
+          out.add(text);
+          continue;
+        }
+        held.onSeveral ??= Uint8Array.from(part.agents, (a) => (this.onSeveral.has(a) ? 1 : 0));
+        // Runs of lines of agents on one worker go as they are; the others one by one.
+        let run = 0;
+        let at = 0;
+        for (let k = 0; k < lines; k++) {
+          const end = text.indexOf('\n', at);
+          if (held.onSeveral[part.lineAgent[first + k]!] === 1) {
+            if (run < at) out.add(text.slice(run, at));
+            const line = text.slice(at, end);
+            const key = line.slice(0, line.lastIndexOf(' '));
+            const reported = part.ats[first + k]!;
+            const known = latest.get(key);
+            if (!known || known.at < reported) latest.set(key, { line, at: reported });
+            run = end + 1;
+          }
+          at = end + 1;
+        }
+        if (run < text.length) out.add(run === 0 ? text : text.slice(run));
+      }
+      for (const { line } of latest.values()) out.add(`${line}\n`);
+    }
+    out.flush();
+    yield* out.done;
   }
 }

@@ -17,8 +17,11 @@ const GATHER_TIMEOUT_MS = 5000;
 const READY_TIMEOUT_MS = 1000;
 /** A finished gather of `/metrics` also answers the scrapes that ask within this long. */
 const SHARED_GATHER_MS = 1000;
-/** How long an answer waits for its worker to pull the next piece (a worker closes a stalled scrape after 10 s). */
-const PULL_TIMEOUT_MS = 30_000;
+/**
+ * How long an answer waits for its worker to pull the next piece: beyond what a client that keeps
+ * reading can take (a piece is 4 chunks, each of which may take 10 s before a stalled scrape is closed).
+ */
+const PULL_TIMEOUT_MS = 60_000;
 
 type Part = Extract<ToPrimary, { agentgate: 'part' }>;
 type More = Extract<ToPrimary, { agentgate: 'more' }>;
@@ -156,9 +159,9 @@ export class TreeQuestions {
   private async gatherMetrics(): Promise<string[]> {
     const t0 = performance.now();
     const tree = new TreeMetrics();
-    await this.gather('metrics', GATHER_TIMEOUT_MS, (part) => {
+    await this.gather('metrics', GATHER_TIMEOUT_MS, (part, worker) => {
       if (part.registry) tree.addRegistry(part.registry);
-      if (part.agents) tree.addAgents(part.agents);
+      if (part.agents) tree.addAgents(part.agents, worker);
     });
     const gatheredMs = performance.now() - t0;
     const body: string[] = [];
@@ -186,6 +189,7 @@ export class TreeQuestions {
       this.pulls.set(asker, pulls);
     }
     const pull = new Pull();
+    const t0 = performance.now();
     pulls.set(id, pull);
     let pieces = 0;
     let piecesSent = 0;
@@ -220,6 +224,7 @@ export class TreeQuestions {
         return;
       }
       await sendMessage(asker, { agentgate: 'answer', id, done: true });
+      this.log.debug({ kind, pieces, answeredMs: Math.round(performance.now() - t0) }, 'an answer was delivered');
     } catch (err) {
       // The asking worker went away; nobody waits for this answer.
       this.log.debug({ kind, err: (err as Error).message }, 'an answer could not be delivered');

@@ -13,6 +13,7 @@ import type { Accepted } from '../http/agent-auth.js';
 import type { Routes, Readiness } from '../http/server.js';
 import type { Logger } from '../ops/log.js';
 import type { RefusalReason } from '../ops/metrics.js';
+import { CHUNK_BYTES, cutAtLines } from '../ops/agent-metrics.js';
 import { startInstance } from '../serve/instance.js';
 import { ignoreShutdownSignals } from '../serve/signals.js';
 import {
@@ -224,7 +225,10 @@ class TreeRoutes implements Routes {
       yield* this.gateway.metricsText();
       return;
     }
-    for await (const m of this.link.ask('metrics')) if (m.chunk !== undefined) yield m.chunk;
+    for await (const m of this.link.ask('metrics')) {
+      // Written in chunks as in one process, so a client that reads slowly but reads is not taken for stalled.
+      if (m.chunk !== undefined) yield* cutAtLines(m.chunk, CHUNK_BYTES);
+    }
   }
 
   async debugSessions(): Promise<{ sessions: DebugSession[] }> {

@@ -44,6 +44,7 @@ interface Family {
 
 interface Series {
   family: Family;
+  agentId: string;
   /** `name{labels} `: the line up to the value. */
   prefix: string;
   /** UTF-8 bytes of the line with the longest value: what the series costs its agent. */
@@ -62,19 +63,16 @@ interface AgentEntry {
 
 /**
  * Live series as another process needs them to merge renderings (SPEC §8: an agent's series once,
- * whichever worker holds its sockets): agent after agent, its exposition lines (`name{labels}
- * value`) in one string, the family of each line, and when each was last reported. One string and
- * typed arrays: cheap to send over IPC.
+ * whichever worker holds its sockets): family after family, its exposition lines (`name{labels}
+ * value`) in one string (so a merge joins blocks, not lines), and for each line its agent and when
+ * it was last reported (looked at only for an agent found on several workers). A family may go on
+ * in the next part. Strings and typed arrays: cheap to send over IPC.
  */
 export interface AgentSamplesPart {
-  families: { name: string; type: SeriesType }[];
+  blocks: { name: string; type: SeriesType; lines: number; text: string }[];
   agents: string[];
-  /** Lines of each agent, in `agents` order. */
-  counts: number[];
-  /** Every line, each ending in `\n`. */
-  text: string;
-  /** Index in `families` of each line. */
-  lineFamily: Uint32Array;
+  /** Index in `agents` of each line, block after block. */
+  lineAgent: Uint32Array;
   /** When each line's series was last reported. */
   ats: Float64Array;
 }
@@ -167,7 +165,7 @@ export class AgentMetrics {
         continue;
       }
       const family = this.family(name, m.type === 'COUNTER' ? 'counter' : m.type === 'GAUGE' ? 'gauge' : 'untyped');
-      const series: Series = { family, prefix, bytes, value: m.value, at: now };
+      const series: Series = { family, agentId, prefix, bytes, value: m.value, at: now };
       family.series.add(series);
       entry.series.set(key, series);
       entry.bytes += bytes;
@@ -267,53 +265,67 @@ export class AgentMetrics {
     return text;
   }
 
-  /** Every live series, agent after agent, in parts of about `maxBytes` (an agent, at most 64 KiB, is never split). */
+  /** Every live series, family after family, in parts of about `maxBytes`. */
   *sampleParts(now: number, maxBytes: number): Generator<AgentSamplesPart> {
     const limit = now - this.expireAfterMs;
-    let families = new Map<Family, number>();
+    let blocks: AgentSamplesPart['blocks'] = [];
     let agents: string[] = [];
-    let counts: number[] = [];
-    let text = '';
-    let lineFamily: number[] = [];
+    let agentIndex = new Map<string, number>();
+    let lineAgent: number[] = [];
     let ats: number[] = [];
     let bytes = 0;
     const part = (): AgentSamplesPart => ({
-      families: [...families.keys()].map((f) => ({ name: f.name, type: f.type })),
+      blocks,
       agents,
-      counts,
-      text,
-      lineFamily: Uint32Array.from(lineFamily),
+      lineAgent: Uint32Array.from(lineAgent),
       ats: Float64Array.from(ats),
     });
-    for (const [agentId, entry] of this.agents) {
-      let count = 0;
-      for (const s of entry.series.values()) {
+    for (const f of this.families.values()) {
+      let text = '';
+      let lines = 0;
+      for (const s of f.series) {
         if (s.at < limit) continue;
-        let f = families.get(s.family);
-        if (f === undefined) {
-          f = families.size;
-          families.set(s.family, f);
+        let a = agentIndex.get(s.agentId);
+        if (a === undefined) {
+          a = agents.length;
+          agents.push(s.agentId);
+          agentIndex.set(s.agentId, a);
         }
         text += `${s.prefix}${formatValue(s.value)}\n`;
-        bytes += s.bytes;
-        lineFamily.push(f);
+        lines++;
+        lineAgent.push(a);
         ats.push(s.at);
-        count++;
+        bytes += s.bytes;
+        if (bytes >= maxBytes) {
+          blocks.push({ name: f.name, type: f.type, lines, text });
+          yield part();
+          blocks = [];
+          agents = [];
+          agentIndex = new Map();
+          lineAgent = [];
+          ats = [];
+          bytes = 0;
+          text = '';
+          lines = 0;
+        }
       }
-      if (count === 0) continue;
-      agents.push(agentId);
-      counts.push(count);
-      if (bytes >= maxBytes) {
-        yield part();
-        bytes = 0;
-        families = new Map();
-        agents = [];
-        counts = [];
-        text = '';
-        lineFamily = [];
-        ats = [];
-      }
+      if (lines > 0) blocks.push({ name: f.name, type: f.type, lines, text });
     }
-    if (agents.length > 0) yield part();
+    if (blocks.length > 0) yield part();
   }
+}
+
+/**
+ * `text` (whole lines) in pieces of about `max` characters, each cut at a line end (so never inside
+ * a character): at most `max` plus one line, which an agent's 64 KiB bounds.
+ */
+export function* cutAtLines(text: string, max: number): Generator<string> {
+  let from = 0;
+  while (text.length - from > max) {
+    const end = text.indexOf('\n', from + max - 1);
+    if (end === -1 || end === text.length - 1) break;
+    yield text.slice(from, end + 1);
+    from = end + 1;
+  }
+  yield from === 0 ? text : text.slice(from);
 }
