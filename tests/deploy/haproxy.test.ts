@@ -225,7 +225,8 @@ describe('two gateways behind HAProxy (deploy/haproxy/haproxy.cfg)', {
     );
     assert.ok(resent <= movers.size, `${resent} frames sent again for ${movers.size} moved agents`);
     const total = acked.reduce((a, b) => a + b, 0);
-    const [{ rows }] = await db.sql<{ rows: number }[]>`select count(*)::int as rows from workspace_agent_stats`;
+    const [counted] = await db.sql<{ rows: number }[]>`select count(*)::int as rows from workspace_agent_stats`;
+    const rows = counted!.rows;
     // Acknowledged means stored; a frame sent again may have been stored the first time too.
     assert.ok(rows >= total && rows <= total + resent, `${rows} rows for ${total} acknowledged frames`);
     t.diagnostic(`${movers.size} agents moved; ${total} frames acknowledged, ${resent} sent again after a reconnect`);
