@@ -56,7 +56,7 @@ export const BENCH_OPTIONS = {
   agents: { flag: '--agents', kind: 'int', min: 1, default: '2000', help: 'agents that drive the load' },
   duration: { flag: '--duration', kind: 'duration', default: '20s', min: 1000, help: 'measured time of each run' },
   warmup: { flag: '--warmup', kind: 'duration', default: '3s', min: 0, help: 'unmeasured load before each run' },
-  json: { flag: '--json', kind: 'out-file', help: 'write the SPEC §9 JSON here' },
+  json: { flag: '--json', kind: 'out-file', help: 'write the JSON report here (README: bench)' },
   idleSessions: {
     flag: '--idle-sessions',
     kind: 'int',

@@ -70,10 +70,17 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     },
   },
   fuzz: {
-    summary: 'send N generated frames (bad and good) and check every answer and row against the SPEC',
+    summary: 'send N generated frames (bad and good) and check every answer and row against the protocol',
     load: async () => {
       const m = await import('./fuzz.js');
       return { options: m.FUZZ_OPTIONS, main: m.main };
+    },
+  },
+  openrpc: {
+    summary: 'print the agent protocol as an OpenRPC document (docs/openrpc.json; prose in docs/protocol.md)',
+    load: async () => {
+      const m = await import('./openrpc.js');
+      return { options: m.OPENRPC_OPTIONS, main: m.main };
     },
   },
   soak: {

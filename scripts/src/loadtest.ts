@@ -81,7 +81,7 @@ export const LOADTEST_OPTIONS = {
     min: 10,
     help: 'a frame with no answer by then counts as unanswered',
   },
-  json: { flag: '--json', kind: 'out-file', help: 'write the SPEC §9 JSON report here' },
+  json: { flag: '--json', kind: 'out-file', help: 'write the JSON report here (README: loadtest)' },
 } as const satisfies OptionTable;
 
 interface LoadtestArgs {

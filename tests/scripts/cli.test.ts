@@ -14,6 +14,7 @@ import { COMMANDS } from '../../scripts/src/cli.ts';
 import { FUZZ_OPTIONS } from '../../scripts/src/fuzz.ts';
 import { LOADTEST_OPTIONS } from '../../scripts/src/loadtest.ts';
 import { MIGRATE_OPTIONS } from '../../scripts/src/migrate.ts';
+import { OPENRPC_OPTIONS } from '../../scripts/src/openrpc.ts';
 import { SEED_OPTIONS } from '../../scripts/src/seed.ts';
 import { STALENESS_OPTIONS } from '../../scripts/src/staleness.ts';
 import { SCRAPE_OPTIONS } from '../../scripts/src/scrape.ts';
@@ -33,6 +34,7 @@ const TABLES: Record<string, OptionTable> = {
   fuzz: FUZZ_OPTIONS,
   soak: SOAK_OPTIONS,
   scrape: SCRAPE_OPTIONS,
+  openrpc: OPENRPC_OPTIONS,
 };
 
 interface Run {
