@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Metric } from '@agentgate/shared';
-import { type AgentLabels, AgentMetrics, CHUNK_BYTES } from '../../gateway/src/ops/agent-metrics.ts';
+import { type AgentLabels, AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
+import { CHUNK_BYTES } from '../../gateway/src/ops/exposition.ts';
 import { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
 
 const INTERVAL = 30_000;

@@ -12,7 +12,8 @@ import { ANSWER_BYTES, PART_BYTES, type ToWorker } from '../../gateway/src/clust
 import { RestartBackoff } from '../../gateway/src/cluster/restart-backoff.ts';
 import { TreeMetrics } from '../../gateway/src/cluster/tree-metrics.ts';
 import { TreeQuestions } from '../../gateway/src/cluster/tree-questions.ts';
-import { AgentMetrics, cutAtLines } from '../../gateway/src/ops/agent-metrics.ts';
+import { AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
+import { cutAtLines } from '../../gateway/src/ops/exposition.ts';
 import { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
 import { ShutdownSignals } from '../../gateway/src/serve/signals.ts';
 import { FakeClock, settle } from '../helpers/fake-clock.ts';

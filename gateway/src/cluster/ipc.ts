@@ -2,7 +2,7 @@
 // in `agentgate`, which tells them apart from node's own and any library's on the same channel.
 // The database URL travels only here (never in argv, the environment or a log line).
 import type { DebugSession } from '@agentgate/shared';
-import type { AgentSamplesPart } from '../ops/agent-metrics.js';
+import type { AgentSamplesPart } from '../ops/exposition.js';
 import type { RegistryJson } from '../ops/metrics.js';
 
 /** What a worker asks the whole tree for. */

@@ -6,7 +6,7 @@
 // which holds no socket. Workers send their series family by family, so the merge joins blocks of
 // text; only the lines of an agent found on two workers are looked at one by one.
 import { AggregatorRegistry } from 'prom-client';
-import { type AgentSamplesPart, CHUNK_BYTES, familyHeader, type SeriesType } from '../ops/agent-metrics.js';
+import { type AgentSamplesPart, CHUNK_BYTES, familyHeader, type SeriesType } from '../ops/exposition.js';
 import type { RegistryJson } from '../ops/metrics.js';
 
 interface HeldPart {

@@ -13,7 +13,7 @@ import type { Accepted } from '../http/agent-auth.js';
 import type { Routes, Readiness } from '../http/server.js';
 import type { Logger } from '../ops/log.js';
 import type { RefusalReason } from '../ops/metrics.js';
-import { CHUNK_BYTES, cutAtLines } from '../ops/agent-metrics.js';
+import { CHUNK_BYTES, cutAtLines } from '../ops/exposition.js';
 import { startInstance } from '../serve/instance.js';
 import { ignoreShutdownSignals } from '../serve/signals.js';
 import {

@@ -12,7 +12,7 @@ import { AdminAuth } from '../http/admin-auth.js';
 import { type Accepted, AgentAuth } from '../http/agent-auth.js';
 import { describeSession } from '../http/debug-sessions.js';
 import type { Routes } from '../http/server.js';
-import type { AgentSamplesPart } from '../ops/agent-metrics.js';
+import type { AgentSamplesPart } from '../ops/exposition.js';
 import { type Clock, systemClock, type TimerHandle } from '../ops/clock.js';
 import { DbHealth } from '../ops/db-health.js';
 import type { Logger } from '../ops/log.js';

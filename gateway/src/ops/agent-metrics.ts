@@ -6,6 +6,15 @@
 // exposition prefix built once, so a scrape only joins numbers, in chunks of bounded bytes.
 import type { Metric } from '@agentgate/shared';
 import type { Clock, TimerHandle } from './clock.js';
+import {
+  type AgentSamplesPart,
+  CHUNK_BYTES,
+  escapeLabel,
+  familyHeader,
+  formatValue,
+  overBytes,
+  type SeriesType,
+} from './exposition.js';
 
 const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -21,20 +30,12 @@ const MAX_LABEL_VALUE_BYTES = 1024;
 const MAX_TEXT_BYTES_PER_AGENT = 64 * 1024;
 /** The longest value formatValue writes (`-0.0000012345678901234567`): a series' bytes never grow past its cost. */
 const MAX_VALUE_CHARS = 25;
-/**
- * Bytes per chunk of a rendering (SPEC §3: chunks of bounded bytes, whatever the lines hold): a
- * scrape yields to the sockets between chunks, and a client that stops reading pins one chunk.
- */
-export const CHUNK_BYTES = 64 * 1024;
-
 export interface AgentLabels {
   agentName: string;
   username: string;
   workspaceName: string;
   templateName: string;
 }
-
-export type SeriesType = 'counter' | 'gauge' | 'untyped';
 
 interface Family {
   name: string;
@@ -59,42 +60,6 @@ interface AgentEntry {
   series: Map<string, Series>;
   /** The sum of the series' bytes (at most MAX_TEXT_BYTES_PER_AGENT). */
   bytes: number;
-}
-
-/**
- * Live series as another process needs them to merge renderings (SPEC §8: an agent's series once,
- * whichever worker holds its sockets): family after family, its exposition lines (`name{labels}
- * value`) in one string (so a merge joins blocks, not lines), and for each line its agent and when
- * it was last reported (looked at only for an agent found on several workers). A family may go on
- * in the next part. Strings and typed arrays: cheap to send over IPC.
- */
-export interface AgentSamplesPart {
-  blocks: { name: string; type: SeriesType; lines: number; text: string }[];
-  agents: string[];
-  /** Index in `agents` of each line, block after block. */
-  lineAgent: Uint32Array;
-  /** When each line's series was last reported. */
-  ats: Float64Array;
-}
-
-/** The `# HELP` and `# TYPE` lines of an agent family (one per family, whichever process renders it). */
-export const familyHeader = (name: string, type: SeriesType) =>
-  `# HELP ${name} Reported by workspace agents.\n# TYPE ${name} ${type}\n`;
-
-const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-
-function formatValue(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (v === Number.POSITIVE_INFINITY) return '+Inf';
-  if (v === Number.NEGATIVE_INFINITY) return '-Inf';
-  return String(v);
-}
-
-/** Whether `s` holds more than `limit` UTF-8 bytes (cheap for short strings). */
-function overBytes(s: string, limit: number): boolean {
-  if (s.length > limit) return true; // a UTF-16 unit is at least one UTF-8 byte
-  if (s.length * 3 <= limit) return false; // and at most three
-  return Buffer.byteLength(s, 'utf8') > limit;
 }
 
 /** The metric's own labels as exposition text (`,name="value"` sorted by name), or null to drop it. */
@@ -313,19 +278,4 @@ export class AgentMetrics {
     }
     if (blocks.length > 0) yield part();
   }
-}
-
-/**
- * `text` (whole lines) in pieces of about `max` characters, each cut at a line end (so never inside
- * a character): at most `max` plus one line, which an agent's 64 KiB bounds.
- */
-export function* cutAtLines(text: string, max: number): Generator<string> {
-  let from = 0;
-  while (text.length - from > max) {
-    const end = text.indexOf('\n', from + max - 1);
-    if (end === -1 || end === text.length - 1) break;
-    yield text.slice(from, end + 1);
-    from = end + 1;
-  }
-  yield from === 0 ? text : text.slice(from);
 }
