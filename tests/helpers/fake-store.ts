@@ -9,7 +9,7 @@ import type { AgentWorkspaceRow, RefreshRow, WorkspaceRow } from '../../gateway/
 import type { Db, Statement } from '../../gateway/src/store/db.ts';
 import type { MetadataWrite } from '../../gateway/src/store/metadata.ts';
 import type { StatsRow } from '../../gateway/src/store/stats.ts';
-import type { ActivityRow, AgentConnectionRow } from '../../gateway/src/store/usage.ts';
+import type { ActivityRow, AgentConnectionRow } from '../../gateway/src/store/activity.ts';
 
 const STATEMENTS = [
   'agentByToken',

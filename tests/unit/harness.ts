@@ -14,7 +14,7 @@ import type { RefreshBatcher } from '../../gateway/src/session/refresh-batcher.t
 import type { SessionRegistry } from '../../gateway/src/session/registry.ts';
 import { type AgentConnectionEvent, Session } from '../../gateway/src/session/session.ts';
 import type { WriteBuffer } from '../../gateway/src/store/batch-writer.ts';
-import type { ActivityWriter } from '../../gateway/src/store/usage.ts';
+import type { ActivityWriter } from '../../gateway/src/store/activity.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { FakeSocket } from '../helpers/fake-socket.ts';
 import { type FakeFixture, FakeStore, type StoreMethod } from '../helpers/fake-store.ts';

@@ -7,7 +7,7 @@ import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import { BatchWriter, type BatchWriterHooks, type PendingWrite, type WriteBuffer } from '../store/batch-writer.js';
 import type { Db } from '../store/db.js';
-import type { ActivityWriter } from '../store/usage.js';
+import type { ActivityWriter } from '../store/activity.js';
 import type { Outcome } from './outcome.js';
 
 export interface Method {

@@ -18,7 +18,7 @@ import type { AgentConnectionEvent, Session, SessionDeps } from '../session/sess
 import { WriteBuffer } from '../store/batch-writer.js';
 import type { Db } from '../store/db.js';
 import { KeyedFlusher } from '../store/keyed-flusher.js';
-import { ActivityWriter, updateAgentConnections } from '../store/usage.js';
+import { ActivityWriter, updateAgentConnections } from '../store/activity.js';
 
 /** How long a pushed refresh waits for others to share its read (SPEC §8: within 1 s in all). */
 const REFRESH_WINDOW_MS = 20;
