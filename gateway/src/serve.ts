@@ -13,8 +13,8 @@ import { createLogger, type Logger } from './ops/log.js';
 import { connect, redactUrl } from './store/db.js';
 import { checkDatabase, explainDatabaseError, StartupAborted } from './store/db-check.js';
 import { migrate } from './store/migrate.js';
-import { agentsUrl, checkListen, metricsUrl, startInstance } from './serve/instance.js';
-import { ShutdownSignals } from './serve/signals.js';
+import { agentsUrl, checkListen, metricsUrl, startInstance } from './instance/instance.js';
+import { ShutdownSignals } from './instance/signals.js';
 
 /** `agentgate serve`: returns the exit code; throws UsageError for what the user must fix. */
 export async function serveMain(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

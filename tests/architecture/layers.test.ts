@@ -29,7 +29,7 @@ const LAYERS: readonly { layer: number; name: string; paths: readonly string[] }
     paths: [
       'gateway/src/hub/**',
       'gateway/src/serve.ts',
-      'gateway/src/serve/**',
+      'gateway/src/instance/**',
       'gateway/src/cluster/**',
       'gateway/src/index.ts',
     ],

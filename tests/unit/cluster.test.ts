@@ -15,7 +15,7 @@ import { TreeQuestions } from '../../gateway/src/cluster/tree-questions.ts';
 import { AgentMetrics } from '../../gateway/src/ops/agent-metrics.ts';
 import { cutAtLines } from '../../gateway/src/ops/exposition.ts';
 import { GatewayMetrics } from '../../gateway/src/ops/metrics.ts';
-import { ShutdownSignals } from '../../gateway/src/serve/signals.ts';
+import { ShutdownSignals } from '../../gateway/src/instance/signals.ts';
 import { FakeClock, settle } from '../helpers/fake-clock.ts';
 
 function captured() {

@@ -7,8 +7,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config.js';
 import type { Logger } from '../ops/log.js';
-import { agentsUrl, metricsUrl } from '../serve/instance.js';
-import type { ShutdownSignals } from '../serve/signals.js';
+import { agentsUrl, metricsUrl } from '../instance/instance.js';
+import type { ShutdownSignals } from '../instance/signals.js';
 import { isOurs, sendMessage, type ToPrimary } from './ipc.js';
 import { RestartBackoff } from './restart-backoff.js';
 import { TreeQuestions } from './tree-questions.js';

@@ -14,8 +14,8 @@ import type { Routes, Readiness } from '../http/server.js';
 import type { Logger } from '../ops/log.js';
 import type { RefusalReason } from '../ops/metrics.js';
 import { CHUNK_BYTES, cutAtLines } from '../ops/exposition.js';
-import { startInstance } from '../serve/instance.js';
-import { ignoreShutdownSignals } from '../serve/signals.js';
+import { startInstance } from '../instance/instance.js';
+import { ignoreShutdownSignals } from '../instance/signals.js';
 import {
   type AskKind,
   isOurs,
