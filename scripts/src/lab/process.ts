@@ -1,147 +1,208 @@
-// Starts a server under test (the gateway or the echo server) as its own process, waits for its
-// `"msg":"listening"` log line, and stops it by PID: SIGTERM, then SIGKILL after a bound.
+// The one starter of a server under test (the gateway, the echo server), for the tools and the
+// tests: a child process whose output lines are kept and read as JSON log lines, awaited until it
+// logs `"msg":"listening"`, and stopped by PID (a signal, then SIGKILL after a bound).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { httpBaseUrl } from './http.js';
+import { livePids } from './interrupt.js';
+
+/** `scripts/bin/agentgate.js`: the CLI as a user runs it (its compiled build, even under tsx). */
+export const AGENTGATE_BIN = fileURLToPath(new URL('../../bin/agentgate.js', import.meta.url));
+
+type LogEntry = Record<string, unknown>;
 
 export interface ServerProcess {
   name: string;
   pid: number;
-  /** ws://HOST:PORT/api/v2/workspaceagents/me/rpc */
+  child: ChildProcess;
+  /** ws://HOST:PORT/api/v2/workspaceagents/me/rpc ('' when not awaited: `untilListening: false`). */
   url: string;
-  /** The last lines it printed (stdout and stderr), for error messages. */
+  /** http://HOST:PORT ('' likewise). */
+  httpUrl: string;
+  /** Its stdout and stderr lines so far (the last `keepLines`). */
+  lines: string[];
+  /** Its last lines, for an error message. */
   tail(): string;
-  /** Sends SIGTERM, waits up to `graceMs`, then SIGKILL; resolves with the exit code. */
-  stop(graceMs?: number): Promise<number | null>;
+  /** The exit code, or the signal that killed it. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the first log line (parsed) for which `pred` holds, kept lines included. */
+  waitForLog(pred: (entry: LogEntry) => boolean, timeoutMs?: number): Promise<LogEntry>;
+  /** Sends `signal` (to its whole process group with `group`, as a terminal's Ctrl-C does) and returns at once. */
+  signal(signal: NodeJS.Signals, o?: { group?: boolean }): void;
+  /** Sends `signal` (SIGTERM), SIGKILL after `killAfterMs`; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals, killAfterMs?: number): Promise<number | null>;
 }
 
-/** PIDs of every server started here and not yet stopped, for a last-resort cleanup. */
-export const liveServerPids = new Set<number>();
-
-const here = fileURLToPath(import.meta.url);
-const fromSource = here.endsWith('.ts');
-
-/** `node <file>` arguments for a compiled entry of this package (or its source under tsx). */
-export function scriptCommand(relativeToBench: string): string[] {
-  const file = fileURLToPath(new URL(relativeToBench.replace(/\.js$/, fromSource ? '.ts' : '.js'), import.meta.url));
-  return fromSource ? ['--import', 'tsx', file] : [file];
+export interface StartOptions {
+  /** The child's whole environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** How long it may take to log `listening` (default 30 s). */
+  timeoutMs?: number;
+  /** false: return as soon as it runs, without waiting for `listening`. */
+  untilListening?: boolean;
+  /** Its own process group, so that `signal(s, { group: true })` reaches its workers too. */
+  detached?: boolean;
+  /** stop(): SIGKILL after this long (default 15 s). */
+  killAfterMs?: number;
+  /** Output lines kept (default 1000). */
+  keepLines?: number;
+  /** Called when it exits on its own (not after stop() or signal()). */
+  onUnexpectedExit?: (code: number | null, lines: string[]) => void;
 }
 
-/** `node scripts/bin/agentgate.js`: the CLI of this package (its compiled build, even under tsx). */
-function cliCommand(): string[] {
-  return [fileURLToPath(new URL('../../bin/agentgate.js', import.meta.url))];
+/** `node` arguments that run the program `file`: its TypeScript source under tsx, or its build. */
+export function nodeArgs(file: string | URL): string[] {
+  const path = fileURLToPath(file);
+  return path.endsWith('.ts') ? ['--import', 'tsx', path] : [path];
 }
 
-/**
- * `agentgate serve` on `databaseUrl`, on a free loopback port, logging at info, with `extra` flags:
- * the gateway under test of bench, soak, fuzz, scrape and staleness.
- */
-export function startGatewayServer(
-  name: string,
-  databaseUrl: string,
-  extra: string[],
-  opts: { timeoutMs?: number } = {},
-): Promise<ServerProcess> {
-  // The URL (with its password) goes through the environment: argv is world-readable in `ps`.
-  const args = [...cliCommand(), 'serve', '--listen', '127.0.0.1:0', ...extra];
-  return startServer(name, args, { env: { AGENTGATE_LOG_LEVEL: 'info', DATABASE_URL: databaseUrl }, ...opts });
+function parseLine(line: string): LogEntry | undefined {
+  try {
+    const v: unknown = JSON.parse(line);
+    return typeof v === 'object' && v !== null ? (v as LogEntry) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
-/**
- * Ctrl-C handling of a long run (returns its remover): the first SIGINT/SIGTERM aborts `abort` (the run stops and cleans
- * up); a second kills every process this one started, by PID, and exits 130.
- */
-export function onInterrupt(abort: AbortController, log: (line: string) => void, morePids: () => number[]): () => void {
-  let interrupts = 0;
-  const onSignal = () => {
-    interrupts++;
-    abort.abort();
-    log(interrupts > 1 ? 'interrupted again: killing everything' : 'interrupted: stopping (Ctrl-C again to kill)');
-    if (interrupts > 1) {
-      for (const pid of [...liveServerPids, ...morePids()]) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-      process.exit(130);
+/** The kept output of a child and the waiters for a log line. */
+class OutputLog {
+  readonly lines: string[] = [];
+  private readonly waiters = new Set<{ pred: (e: LogEntry) => boolean; found: (e: LogEntry) => void }>();
+
+  constructor(private readonly keep: number) {}
+
+  add(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > this.keep) this.lines.shift();
+    if (this.waiters.size === 0) return;
+    const entry = parseLine(line);
+    if (!entry) return;
+    for (const w of this.waiters) if (w.pred(entry)) w.found(entry);
+  }
+
+  tail(n = 60): string {
+    return this.lines.slice(-n).join('\n');
+  }
+
+  /** The first kept or coming entry for which `pred` holds; `cancel` drops the wait. */
+  wait(pred: (e: LogEntry) => boolean, timeoutMs: number): { found: Promise<LogEntry>; cancel(): void } {
+    for (const l of this.lines) {
+      const e = parseLine(l);
+      if (e && pred(e)) return { found: Promise.resolve(e), cancel: () => {} };
     }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return () => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  };
+    let cancel = () => {};
+    const found = new Promise<LogEntry>((resolve, reject) => {
+      const w = {
+        pred,
+        found: (e: LogEntry) => {
+          cancel();
+          resolve(e);
+        },
+      };
+      const timer = setTimeout(() => {
+        cancel();
+        reject(new Error(`log line not seen in ${timeoutMs} ms; output so far:\n${this.lines.join('\n')}`));
+      }, timeoutMs);
+      cancel = () => {
+        clearTimeout(timer);
+        this.waiters.delete(w);
+      };
+      this.waiters.add(w);
+    });
+    return { found, cancel };
+  }
 }
 
-export async function startServer(
-  name: string,
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<ServerProcess> {
-  const child: ChildProcess = spawn(process.execPath, args, {
+/** Starts `node ARGS` and (unless told not to) waits for its `listening` log line. */
+export async function startServer(name: string, args: string[], o: StartOptions = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
+    env: o.env ?? process.env,
+    detached: o.detached === true,
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${name}: could not start ${args.join(' ')}`);
-  liveServerPids.add(pid);
-  const lines: string[] = [];
-  let onListening: ((url: string) => void) | undefined;
-  const onLine = (line: string) => {
-    lines.push(line);
-    if (lines.length > 40) lines.shift();
-    if (!onListening || !line.includes('"listening"')) return;
-    try {
-      const entry = JSON.parse(line) as { msg?: unknown; url?: unknown };
-      if (entry.msg === 'listening' && typeof entry.url === 'string') onListening(entry.url);
-    } catch {
-      /* not a JSON line */
-    }
-  };
-  createInterface({ input: child.stdout! }).on('line', onLine);
-  createInterface({ input: child.stderr! }).on('line', onLine);
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      liveServerPids.delete(pid);
-      resolve(code);
+  livePids.add(pid);
+  const log = new OutputLog(o.keepLines ?? 1000);
+  createInterface({ input: child.stdout! }).on('line', (l) => log.add(l));
+  createInterface({ input: child.stderr! }).on('line', (l) => log.add(l));
+  let stopping = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      livePids.delete(pid);
+      if (!stopping) o.onUnexpectedExit?.(code, log.lines);
+      resolve({ code, signal });
     }),
   );
-  const tail = () => lines.join('\n');
-  const stop = async (graceMs = 15_000): Promise<number | null> => {
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM', killAfterMs = o.killAfterMs ?? 15_000) => {
     if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    const code = await exited;
+    stopping = true;
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    const { code } = await exited;
     clearTimeout(timer);
     return code;
   };
-
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  let timer: NodeJS.Timeout | undefined;
+  const server: ServerProcess = {
+    name,
+    pid,
+    child,
+    url: '',
+    httpUrl: '',
+    lines: log.lines,
+    tail: () => log.tail(),
+    exited,
+    waitForLog: (pred, timeoutMs = 10_000) => log.wait(pred, timeoutMs).found,
+    signal(signal, s = {}) {
+      stopping = true;
+      if (s.group) process.kill(-pid, signal);
+      else child.kill(signal);
+    },
+    stop,
+  };
+  if (o.untilListening === false) return server;
+  const timeoutMs = o.timeoutMs ?? 30_000;
+  const listening = log.wait((e) => e['msg'] === 'listening' && typeof e['url'] === 'string', timeoutMs);
   try {
-    const url = await Promise.race([
-      new Promise<string>((resolve) => {
-        onListening = resolve;
+    const entry = await Promise.race([
+      listening.found.catch(() => {
+        throw new Error(`${name} did not listen within ${timeoutMs} ms:\n${log.tail()}`);
       }),
-      exited.then((code) => {
-        throw new Error(`${name} exited with ${code} before listening:\n${tail()}`);
-      }),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`${name} did not listen within ${timeoutMs} ms:\n${tail()}`)),
-          timeoutMs,
-        );
+      exited.then(({ code }) => {
+        throw new Error(`${name} exited with ${code} before listening:\n${log.tail()}`);
       }),
     ]);
-    onListening = undefined;
-    return { name, pid, url, tail, stop };
+    server.url = String(entry['url']);
+    server.httpUrl = httpBaseUrl(server.url);
+    return server;
   } catch (e) {
-    await stop(2000);
+    listening.cancel();
+    await stop('SIGTERM', 2000);
     throw e;
-  } finally {
-    clearTimeout(timer);
   }
+}
+
+export interface GatewayStart extends Omit<StartOptions, 'env'> {
+  /** For messages (default `gateway`). */
+  name?: string;
+  /** Its DATABASE_URL, through the environment (argv is world-readable in `ps`); without it, its embedded PostgreSQL. */
+  databaseUrl?: string;
+  /** `serve` flags after `--listen 127.0.0.1:0`, e.g. ['--workspace-cache', 'off']. */
+  args?: string[];
+  /** AGENTGATE_LOG_LEVEL (default info). */
+  logLevel?: string;
+  /** Added to this process's environment (which loses its DATABASE_URL). */
+  env?: Record<string, string>;
+}
+
+/** `agentgate serve` on a free loopback port: the gateway under test of the tools and the tests. */
+export function startGateway(o: GatewayStart = {}): Promise<ServerProcess> {
+  const env: NodeJS.ProcessEnv = { ...process.env, AGENTGATE_LOG_LEVEL: o.logLevel ?? 'info' };
+  delete env['DATABASE_URL'];
+  if (o.databaseUrl !== undefined) env['DATABASE_URL'] = o.databaseUrl;
+  Object.assign(env, o.env);
+  const args = [AGENTGATE_BIN, 'serve', '--listen', '127.0.0.1:0', ...(o.args ?? [])];
+  return startServer(o.name ?? 'gateway', args, { ...o, env });
 }
