@@ -4,25 +4,16 @@
 // worker processes. Prints one table (progress goes to stderr) and optionally writes JSON.
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type OptionTable, parse } from '@agentgate/gateway/options';
-import { type BenchDatabase, startBenchDatabase } from './bench/bench-db.js';
-import {
-  type LoadShape,
-  type Measured,
-  measureLoad,
-  type RunResult,
-  settledRss,
-  toRunResult,
-} from './bench/measure.js';
-import {
-  type ServerProcess,
-  scriptCommand,
-  startServer,
-  startGatewayServer,
-  onInterrupt,
-} from './bench/server-process.js';
+import { startEchoProcess } from './bench/echo-server.js';
+import { type LoadShape, type Measured, measureLoad, type RunResult, toRunResult } from './bench/measure.js';
 import { formatBenchTable, formatIdleTable, type IdleResult } from './bench/table.js';
-import { liveWorkerPids, runLoad } from './loadtest/run-load.js';
+import { type LabDatabase, openDatabase } from './lab/database.js';
+import { onInterrupt } from './lab/interrupt.js';
+import { type ServerProcess, startGateway } from './lab/process.js';
+import { settledRss } from './lab/proc-stats.js';
+import { runLoad } from './loadtest/run-load.js';
 import { seed } from './seed.js';
 
 const RUN_NAMES = ['echo', 'cached', 'uncached'] as const;
@@ -118,125 +109,136 @@ function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv): BenchArgs {
 }
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function startTarget(name: RunName, db: BenchDatabase): Promise<ServerProcess> {
-  if (name === 'echo') return startServer('echo server', scriptCommand('./echo-server.js'));
-  return startGatewayServer(`gateway (${name})`, db.gatewayUrl, [
-    '--shutdown-timeout',
-    '5s',
-    ...(name === 'uncached' ? ['--workspace-cache', 'off'] : []),
-  ]);
+function startTarget(name: RunName, db: LabDatabase): Promise<ServerProcess> {
+  if (name === 'echo') return startEchoProcess();
+  return startGateway({
+    name: `gateway (${name})`,
+    databaseUrl: db.gatewayUrl,
+    args: ['--shutdown-timeout', '5s', ...(name === 'uncached' ? ['--workspace-cache', 'off'] : [])],
+  });
+}
+
+interface BenchResults {
+  runs: RunResult[];
+  idle: IdleResult | undefined;
+  /** A run failed. */
+  failed: boolean;
 }
 
 /** `agentgate bench ...`; returns the exit code. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const args = parseBenchArgs(argv, env);
   const abort = new AbortController();
-  let db: BenchDatabase | undefined;
-  const stopInterrupts = onInterrupt(abort, log, () => [...liveWorkerPids, ...(db?.pg.pid ? [db.pg.pid] : [])]);
-
+  const stopInterrupts = onInterrupt(abort, { log });
   const started = performance.now();
-  const runs: RunResult[] = [];
-  let idle: IdleResult | undefined;
-  let failed = false;
+  let db: LabDatabase | undefined;
+  let results: BenchResults;
   try {
     log('starting PostgreSQL (pg_stat_statements) ...');
-    db = await startBenchDatabase();
-    const seedCount = Math.max(args.agents, args.idleSessions);
-    log(`PostgreSQL ${db.serverVersion}; seeding ${seedCount} agents (${args.metadataKeys} metadata keys each) ...`);
-    const seeded = await seed(db.admin, { agents: seedCount, metadataKeys: args.metadataKeys, prebuildFraction: 0 });
-    const tokens = seeded.map((a) => a.token);
-    const shape: LoadShape = {
-      tokens: tokens.slice(0, args.agents),
-      durationMs: args.durationMs,
-      warmupMs: args.warmupMs,
-      cooldownMs: 1000,
-      metadataKeys: args.metadataKeys,
-      procs: args.procs,
-      rampPerSec: args.rampPerSec,
-    };
-
-    for (const name of args.runs) {
-      if (abort.signal.aborted) break;
-      let server: ServerProcess | undefined;
-      try {
-        log(`${name}: starting the server ...`);
-        server = await startTarget(name, db);
-        await sleep(500);
-        const rssBefore = await settledRss(server.pid);
-        log(`${name}: saturation, ${args.agents} agents x ${args.inflight} in flight, ${args.durationMs / 1000} s`);
-        const sat = await measureLoad({
-          label: `${name} saturation`,
-          server,
-          db,
-          mode: { kind: 'inflight', perAgent: args.inflight },
-          shape,
-          rssBefore,
-          signal: abort.signal,
-        });
-        let fixed: Measured | undefined;
-        if (args.rate > 0 && !abort.signal.aborted) {
-          log(`${name}: fixed rate ${args.rate} frames/s, ${args.durationMs / 1000} s`);
-          fixed = await measureLoad({
-            label: `${name} @${args.rate}/s`,
-            server,
-            db,
-            mode: { kind: 'rate', framesPerSec: args.rate },
-            shape,
-            signal: abort.signal,
-          });
-        }
-        const result = toRunResult(name, sat, fixed, args.rate);
-        runs.push(result);
-        log(
-          `${name}: ${result.framesPerSec} frames/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms` +
-            (result.fixedRate ? `; at ${args.rate}/s p99 ${result.fixedRate.latencyMs.p99} ms` : ''),
-        );
-      } catch (e) {
-        failed = true;
-        const message = (e as Error).message;
-        log(`${name}: failed: ${message}`);
-        runs.push(failedRun(name, message.split('\n')[0] ?? message));
-      } finally {
-        await server?.stop();
-      }
-    }
-
-    if (args.idleSessions > 0 && !abort.signal.aborted) {
-      idle = await measureIdle(db, tokens.slice(0, args.idleSessions), args, abort.signal);
-    }
+    db = await openDatabase({ app: 'agentgate-bench' });
+    results = await runBench(db, args, abort.signal);
   } finally {
     stopInterrupts();
     await db?.close();
   }
+  printResults(results, args, db.serverVersion, performance.now() - started);
+  if (abort.signal.aborted) return 130;
+  return results.failed ? 1 : 0;
+}
 
+/** Seeds the agents, then measures each server in turn, then (when asked) the idle sessions. */
+async function runBench(db: LabDatabase, args: BenchArgs, signal: AbortSignal): Promise<BenchResults> {
+  const seedCount = Math.max(args.agents, args.idleSessions);
+  log(`PostgreSQL ${db.serverVersion}; seeding ${seedCount} agents (${args.metadataKeys} metadata keys each) ...`);
+  const seeded = await seed(db.admin, { agents: seedCount, metadataKeys: args.metadataKeys, prebuildFraction: 0 });
+  const tokens = seeded.map((a) => a.token);
+  const shape: LoadShape = {
+    tokens: tokens.slice(0, args.agents),
+    durationMs: args.durationMs,
+    warmupMs: args.warmupMs,
+    cooldownMs: 1000,
+    metadataKeys: args.metadataKeys,
+    procs: args.procs,
+    rampPerSec: args.rampPerSec,
+  };
+  const results: BenchResults = { runs: [], idle: undefined, failed: false };
+  for (const name of args.runs) {
+    if (signal.aborted) break;
+    try {
+      results.runs.push(await measureServer(name, db, shape, args, signal));
+    } catch (e) {
+      results.failed = true;
+      const message = (e as Error).message;
+      log(`${name}: failed: ${message}`);
+      results.runs.push(failedRun(name, message.split('\n')[0] ?? message));
+    }
+  }
+  if (args.idleSessions > 0 && !signal.aborted) {
+    results.idle = await measureIdle(db, tokens.slice(0, args.idleSessions), args, signal);
+  }
+  return results;
+}
+
+/** One server: its saturation run and (with --rate) its fixed-rate run. */
+async function measureServer(
+  name: RunName,
+  db: LabDatabase,
+  shape: LoadShape,
+  args: BenchArgs,
+  signal: AbortSignal,
+): Promise<RunResult> {
+  let server: ServerProcess | undefined;
+  try {
+    log(`${name}: starting the server ...`);
+    server = await startTarget(name, db);
+    await sleep(500);
+    const rssBefore = await settledRss(server.pid);
+    log(`${name}: saturation, ${args.agents} agents x ${args.inflight} in flight, ${args.durationMs / 1000} s`);
+    const mode = { kind: 'inflight', perAgent: args.inflight } as const;
+    const sat = await measureLoad({ label: `${name} saturation`, server, db, mode, shape, rssBefore, signal });
+    let fixed: Measured | undefined;
+    if (args.rate > 0 && !signal.aborted) {
+      log(`${name}: fixed rate ${args.rate} frames/s, ${args.durationMs / 1000} s`);
+      const rate = { kind: 'rate', framesPerSec: args.rate } as const;
+      fixed = await measureLoad({ label: `${name} @${args.rate}/s`, server, db, mode: rate, shape, signal });
+    }
+    const result = toRunResult(name, sat, fixed, args.rate);
+    log(
+      `${name}: ${result.framesPerSec} frames/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms` +
+        (result.fixedRate ? `; at ${args.rate}/s p99 ${result.fixedRate.latencyMs.p99} ms` : ''),
+    );
+    return result;
+  } finally {
+    await server?.stop();
+  }
+}
+
+/** The tables on stdout, and the JSON with --json. */
+function printResults(results: BenchResults, args: BenchArgs, postgres: string, tookMs: number): void {
+  const { runs, idle } = results;
   if (runs.length) process.stdout.write(`${formatBenchTable(runs, args.rate)}\n\n`);
   if (idle) process.stdout.write(`${formatIdleTable(idle)}\n\n`);
-  const took = Math.round((performance.now() - started) / 1000);
   process.stdout.write(
     `${args.agents} agents, ${args.durationMs / 1000} s per run after ${args.warmupMs / 1000} s warm-up; ` +
-      `${cpus().length} cores, Node ${process.version}, PostgreSQL ${db?.serverVersion ?? '?'}; took ${took} s\n`,
+      `${cpus().length} cores, Node ${process.version}, PostgreSQL ${postgres}; took ${Math.round(tookMs / 1000)} s\n`,
   );
-  if (args.jsonFile) {
-    const out = {
-      runs,
-      ...(idle ? { idleSessions: idle } : {}),
-      machine: { cores: cpus().length, node: process.version, postgres: db?.serverVersion ?? null },
-      config: {
-        agents: args.agents,
-        durationS: args.durationMs / 1000,
-        warmupS: args.warmupMs / 1000,
-        inflightPerAgent: args.inflight,
-        fixedRate: args.rate,
-        metadataKeys: args.metadataKeys,
-        loadProcs: args.procs,
-      },
-    };
-    writeFileSync(args.jsonFile, `${JSON.stringify(out, null, 2)}\n`);
-  }
-  if (abort.signal.aborted) return 130;
-  return failed ? 1 : 0;
+  if (!args.jsonFile) return;
+  const out = {
+    runs,
+    ...(idle ? { idleSessions: idle } : {}),
+    machine: { cores: cpus().length, node: process.version, postgres },
+    config: {
+      agents: args.agents,
+      durationS: args.durationMs / 1000,
+      warmupS: args.warmupMs / 1000,
+      inflightPerAgent: args.inflight,
+      fixedRate: args.rate,
+      metadataKeys: args.metadataKeys,
+      loadProcs: args.procs,
+    },
+  };
+  writeFileSync(args.jsonFile, `${JSON.stringify(out, null, 2)}\n`);
 }
 
 function failedRun(name: string, error: string): RunResult {
@@ -263,7 +265,7 @@ function failedRun(name: string, error: string): RunResult {
 
 /** Holds `tokens.length` idle sockets on the echo server, then on the gateway; RSS per session of each. */
 async function measureIdle(
-  db: BenchDatabase,
+  db: LabDatabase,
   tokens: string[],
   args: BenchArgs,
   signal: AbortSignal,

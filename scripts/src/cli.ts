@@ -4,9 +4,11 @@
 // anything else its stack and exit 1. The environment arrives as a parameter from bin/agentgate.js.
 import { type OptionTable, UsageError, usage, wantsHelp } from '@agentgate/gateway/options';
 
+type Main = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
+
 export interface CommandModule {
   options: OptionTable;
-  main(argv: string[], env: NodeJS.ProcessEnv): Promise<number>;
+  main: Main;
 }
 
 export interface Command {
@@ -16,81 +18,57 @@ export interface Command {
   load(): Promise<CommandModule>;
 }
 
-export const COMMANDS: Readonly<Record<string, Command>> = {
-  serve: {
-    summary: 'run the gateway (what `npm start` runs); every option is also an env var',
-    load: async () => {
-      const [config, serve] = await Promise.all([
-        import('@agentgate/gateway/config'),
-        import('@agentgate/gateway/serve'),
-      ]);
-      return { options: config.SERVE_OPTIONS, main: serve.serveMain };
+/** The module of command `name` exports its option table as `<NAME>_OPTIONS`, and its `main`. */
+type ModuleOf<N extends string> = Readonly<Record<`${Uppercase<N>}_OPTIONS`, OptionTable>> & { main: Main };
+
+/** Checks, at compile time, that each command's module exports what its name says. */
+function table<T extends { [N in keyof T & string]: readonly [summary: string, load: () => Promise<ModuleOf<N>>] }>(
+  t: T,
+): T {
+  return t;
+}
+
+/** Every command: its summary and its module. */
+const TABLE = table({
+  serve: ['run the gateway (what `npm start` runs); every option is also an env var', () => import('./serve.js')],
+  migrate: ['apply the database migrations (idempotent)', () => import('./migrate.js')],
+  seed: ['create agents to test with and write their tokens', () => import('./seed.js')],
+  loadtest: ['hold N agent sockets, drive stats and metadata, report latency', () => import('./loadtest.js')],
+  bench: ['echo server vs gateway cached vs uncached, under the same load', () => import('./bench.js')],
+  staleness: [
+    'replicas on one database: time from an identity change until the sessions reflect it',
+    () => import('./staleness.js'),
+  ],
+  scrape: [
+    'how /metrics holds up with many agent series: scrape time and event-loop delay',
+    () => import('./scrape.js'),
+  ],
+  fuzz: [
+    'send N generated frames (bad and good) and check every answer and row against the protocol',
+    () => import('./fuzz.js'),
+  ],
+  openrpc: [
+    'print the agent protocol as an OpenRPC document (docs/openrpc.json; prose in docs/protocol.md)',
+    () => import('./openrpc.js'),
+  ],
+  soak: [
+    'a long load against a gateway started here: RSS, event-loop delay, acked frames vs rows',
+    () => import('./soak.js'),
+  ],
+});
+
+export const COMMANDS: Readonly<Record<string, Command>> = Object.fromEntries(
+  Object.entries(TABLE).map(([name, [summary, load]]) => [
+    name,
+    {
+      summary,
+      load: async (): Promise<CommandModule> => {
+        const m = (await load()) as unknown as Record<string, unknown>;
+        return { options: m[`${name.toUpperCase()}_OPTIONS`] as OptionTable, main: m['main'] as Main };
+      },
     },
-  },
-  migrate: {
-    summary: 'apply the database migrations (idempotent)',
-    load: async () => {
-      const m = await import('./migrate.js');
-      return { options: m.MIGRATE_OPTIONS, main: m.main };
-    },
-  },
-  seed: {
-    summary: 'create agents to test with and write their tokens',
-    load: async () => {
-      const m = await import('./seed.js');
-      return { options: m.SEED_OPTIONS, main: m.main };
-    },
-  },
-  loadtest: {
-    summary: 'hold N agent sockets, drive stats and metadata, report latency',
-    load: async () => {
-      const m = await import('./loadtest.js');
-      return { options: m.LOADTEST_OPTIONS, main: m.main };
-    },
-  },
-  bench: {
-    summary: 'echo server vs gateway cached vs uncached, under the same load',
-    load: async () => {
-      const m = await import('./bench.js');
-      return { options: m.BENCH_OPTIONS, main: m.main };
-    },
-  },
-  staleness: {
-    summary: 'replicas on one database: time from an identity change until the sessions reflect it',
-    load: async () => {
-      const m = await import('./staleness.js');
-      return { options: m.STALENESS_OPTIONS, main: m.main };
-    },
-  },
-  scrape: {
-    summary: 'how /metrics holds up with many agent series: scrape time and event-loop delay',
-    load: async () => {
-      const m = await import('./scrape.js');
-      return { options: m.SCRAPE_OPTIONS, main: m.main };
-    },
-  },
-  fuzz: {
-    summary: 'send N generated frames (bad and good) and check every answer and row against the protocol',
-    load: async () => {
-      const m = await import('./fuzz.js');
-      return { options: m.FUZZ_OPTIONS, main: m.main };
-    },
-  },
-  openrpc: {
-    summary: 'print the agent protocol as an OpenRPC document (docs/openrpc.json; prose in docs/protocol.md)',
-    load: async () => {
-      const m = await import('./openrpc.js');
-      return { options: m.OPENRPC_OPTIONS, main: m.main };
-    },
-  },
-  soak: {
-    summary: 'a long load against a gateway started here: RSS, event-loop delay, acked frames vs rows',
-    load: async () => {
-      const m = await import('./soak.js');
-      return { options: m.SOAK_OPTIONS, main: m.main };
-    },
-  },
-};
+  ]),
+);
 
 /** `agentgate --help`: the command list. */
 export function commandsUsage(): string {

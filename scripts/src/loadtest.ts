@@ -5,10 +5,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { type OptionTable, parseWithSources, UsageError } from '@agentgate/gateway/options';
 import { connect } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
-import { DEFAULT_METADATA_KEYS } from './loadtest/frames.js';
 import { formatSummary, noConnectionLine, ProgressPrinter } from './loadtest/report.js';
-import { type LoadMode, type LoadReport, liveWorkerPids, runLoad } from './loadtest/run-load.js';
-import { seed } from './seed.js';
+import { onInterrupt } from './lab/interrupt.js';
+import { type LoadMode, type LoadReport, runLoad } from './loadtest/run-load.js';
+import { SEED_OPTIONS, seed } from './seed.js';
 
 /** Agents per worker process by default: well under the 20 000 open files of one process. */
 export const AGENTS_PER_PROC = 15_000;
@@ -49,14 +49,7 @@ export const LOADTEST_OPTIONS = {
     min: 1,
     help: 'BatchUpdateMetadata period of each agent (without --rate or --inflight)',
   },
-  metadataKeys: {
-    flag: '--metadata-keys',
-    kind: 'int',
-    min: 0,
-    default: String(DEFAULT_METADATA_KEYS),
-    arg: 'K',
-    help: 'metadata keys per agent (m0..m{K-1}, as seed declares them)',
-  },
+  metadataKeys: { ...SEED_OPTIONS.metadataKeys, help: 'metadata keys per agent (m0..m{K-1}, as seed declares them)' },
   procs: {
     flag: '--procs',
     kind: 'int',
@@ -185,17 +178,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   const procs = args.procs ?? Math.max(1, Math.ceil(tokens.length / AGENTS_PER_PROC));
 
   const abort = new AbortController();
-  let interrupts = 0;
-  const onSignal = () => {
-    interrupts++;
-    abort.abort();
-    if (interrupts > 1) {
-      for (const pid of liveWorkerPids) process.kill(pid, 'SIGKILL');
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // Quiet: the progress line is being redrawn on the terminal.
+  const stopInterrupts = onInterrupt(abort);
   const printer = new ProgressPrinter(process.stderr, 'loadtest');
   let report: LoadReport;
   try {
@@ -214,8 +198,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     });
   } finally {
     printer.done();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopInterrupts();
   }
   process.stdout.write(`${formatSummary(report)}\n`);
   if (args.jsonFile) writeFileSync(args.jsonFile, reportJson(report));

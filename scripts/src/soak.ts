@@ -6,15 +6,17 @@
 // seconds, and at the end compares acknowledged frames with what PostgreSQL holds: one stats row
 // per acknowledged UpdateStats, and row updates of workspace_agent_metadata (K per frame).
 import { writeFileSync } from 'node:fs';
-import { type OptionTable, parse } from '@agentgate/gateway/options';
+import { type OptionTable, type Options, parse } from '@agentgate/gateway/options';
 import type { Sql } from '@agentgate/gateway/store/db';
-import { type BenchDatabase, startBenchDatabase } from './bench/bench-db.js';
-import { childPids, rssKiB } from './bench/proc-stats.js';
-import { type ServerProcess, startGatewayServer, onInterrupt } from './bench/server-process.js';
-import { formatSummary, ProgressPrinter } from './loadtest/report.js';
-import { type LoadReport, liveWorkerPids, runLoad } from './loadtest/run-load.js';
+import { type LabDatabase, openDatabase } from './lab/database.js';
+import { onInterrupt } from './lab/interrupt.js';
+import { type ServerProcess, startGateway } from './lab/process.js';
+import { ProgressPrinter } from './loadtest/report.js';
+import { type LoadReport, runLoad } from './loadtest/run-load.js';
 import { AGENTS_PER_PROC, LOADTEST_OPTIONS } from './loadtest.js';
 import { seed } from './seed.js';
+import { Sampler } from './soak/samples.js';
+import { formatSoak, type SoakRun, soakJson, summarize } from './soak/summary.js';
 
 export const SOAK_OPTIONS = {
   agents: { flag: '--agents', kind: 'int', min: 1, default: '5000', help: 'agents, each with its own socket' },
@@ -63,46 +65,7 @@ export const SOAK_OPTIONS = {
 
 const log = (msg: string) => process.stderr.write(`soak: ${msg}\n`);
 
-interface Sample {
-  /** Seconds since the load started (negative while connecting). */
-  t: number;
-  /** The gateway's RSS: the process, or with workers the primary and every worker. */
-  rssKiB: number;
-  /** With workers: each worker's RSS, by PID. */
-  workerRssKiB?: Record<number, number>;
-  /** p99 / max of the event-loop delay over the window since the previous sample, ms (null: no answer). */
-  lagP99Ms: number | null;
-  lagMaxMs: number | null;
-  sessions: number | null;
-}
-
-/** The gateway's own series from a /metrics text (no labels). */
-function series(text: string, name: string): number | null {
-  const m = new RegExp(`^${name} ([0-9.eE+-]+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : null;
-}
-
-async function sample(server: ServerProcess, httpUrl: string, t: number, workers: number): Promise<Sample> {
-  const workerPids = workers > 1 ? childPids(server.pid) : [];
-  const workerRss = Object.fromEntries(workerPids.map((pid) => [pid, rssKiB(pid)]));
-  const rss = rssKiB(server.pid) + Object.values(workerRss).reduce((a, b) => a + b, 0);
-  let text = '';
-  try {
-    const r = await fetch(`${httpUrl}/metrics`, { signal: AbortSignal.timeout(3000) });
-    text = await r.text();
-  } catch {
-    /* a sample without metrics */
-  }
-  const ms = (s: number | null) => (s === null ? null : Math.round(s * 1e6) / 1e3);
-  return {
-    t: Math.round(t * 10) / 10,
-    rssKiB: rss,
-    ...(workers > 1 ? { workerRssKiB: workerRss } : {}),
-    lagP99Ms: ms(series(text, 'agentgate_nodejs_eventloop_lag_p99_seconds')),
-    lagMaxMs: ms(series(text, 'agentgate_nodejs_eventloop_lag_max_seconds')),
-    sessions: series(text, 'agentgate_sessions'),
-  };
-}
+type SoakOptions = Options<typeof SOAK_OPTIONS>;
 
 /** Row updates of workspace_agent_metadata counted by PostgreSQL (n_tup_upd). */
 async function metadataRowUpdates(admin: Sql): Promise<number> {
@@ -112,11 +75,11 @@ async function metadataRowUpdates(admin: Sql): Promise<number> {
   return Number(r?.n ?? 0);
 }
 
-/** The gateway's connections to PostgreSQL, by application_name (reads, writers, probe, LISTEN). */
+/** The gateway's connections to PostgreSQL (not this tool's), by application_name (reads, writers, probe, LISTEN). */
 async function gatewayConnections(admin: Sql): Promise<Record<string, number>> {
   const rows = await admin<{ app: string; n: number }[]>`
     select application_name as app, count(*)::int as n from pg_stat_activity
-    where application_name like 'agentgate%' group by 1 order by 1`;
+    where application_name like 'agentgate%' and usename <> current_user group by 1 order by 1`;
   return Object.fromEntries(rows.map((r) => [r.app, r.n]));
 }
 
@@ -125,186 +88,93 @@ async function statsRows(admin: Sql): Promise<number> {
   return Number(r?.n ?? 0);
 }
 
-const median = (xs: number[]) => {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
-const maxOf = (xs: number[]) => (xs.length ? Math.max(...xs) : null);
-const mib = (kib: number | null | undefined) => (kib == null ? 'n/a' : `${(kib / 1024).toFixed(1)} MiB`);
-
 /** `agentgate soak ...`; returns the exit code (1 when an acknowledged frame is missing, or no agent connected). */
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const o = parse(SOAK_OPTIONS, argv, env);
   const abort = new AbortController();
-  let db: BenchDatabase | undefined;
-  let server: ServerProcess | undefined;
-  const stopInterrupts = onInterrupt(abort, log, () => [...liveWorkerPids, ...(db?.pg.pid ? [db.pg.pid] : [])]);
-
-  const samples: Sample[] = [];
-  let report: LoadReport;
-  let loadStart = performance.now();
-  let loadEnd: number | undefined;
-  let rows: { stats: number; metadataUpdates: number };
-  let exitCode: number | null = null;
-  let connectS = null as number | null;
-  let pgConnections: Record<string, number> = {};
+  const stopInterrupts = onInterrupt(abort, { log });
+  let run: SoakRun;
   try {
-    log('starting PostgreSQL ...');
-    db = await startBenchDatabase();
-    log(`seeding ${o.agents} agents (${o.metadataKeys} metadata keys each) ...`);
-    const tokens = (await seed(db.admin, { agents: o.agents, metadataKeys: o.metadataKeys })).map((a) => a.token);
-    server = await startGatewayServer('gateway', db.gatewayUrl, [
-      '--shutdown-timeout',
-      '10s',
-      '--workers',
-      String(o.workers),
-      // Every agent of a large fleet may connect through one worker: the open-file limit decides.
-      '--max-connections',
-      '19000',
-    ]);
-    const gw = server;
-    const httpUrl = gw.url.replace(/^ws/, 'http').replace(/\/api\/.*$/, '');
-    log(`gateway ${gw.url} (pid ${gw.pid}); ${o.agents} agents, ${o.duration / 1000} s`);
-    const updates0 = await metadataRowUpdates(db.admin);
-    // Samples from the start (connecting too): the first one is the idle baseline.
-    samples.push(await sample(gw, httpUrl, (performance.now() - loadStart) / 1000, o.workers));
-    let sampling = false;
-    const timer = setInterval(() => {
-      if (sampling) return;
-      sampling = true;
-      void sample(gw, httpUrl, (performance.now() - loadStart) / 1000, o.workers)
-        .then((s) => samples.push(s))
-        .finally(() => {
-          sampling = false;
-        });
-    }, o.sampleEvery);
-    const printer = new ProgressPrinter(process.stderr, 'soak');
-    const connectStart = performance.now();
-    try {
-      report = await runLoad({
-        url: gw.url,
-        tokens,
-        mode: { kind: 'interval', statsIntervalMs: o.statsInterval, metadataIntervalMs: o.metadataInterval },
-        durationMs: o.duration,
-        metadataKeys: o.metadataKeys,
-        procs: o.procs ?? Math.max(1, Math.ceil(o.agents / AGENTS_PER_PROC)),
-        rampPerSec: o.ramp,
-        onProgress: (p) => printer.update(p),
-        progressEveryMs: printer.intervalMs,
-        onConnected: () => {
-          connectS = (performance.now() - connectStart) / 1000;
-        },
-        onMeasureStart: () => {
-          // Samples taken while connecting get negative times.
-          const shift = (performance.now() - loadStart) / 1000;
-          for (const s of samples) s.t = Math.round((s.t - shift) * 10) / 10;
-          loadStart = performance.now();
-        },
-        onMeasureEnd: () => {
-          loadEnd = performance.now();
-        },
-        signal: abort.signal,
-      });
-    } finally {
-      clearInterval(timer);
-      printer.done();
-    }
-    samples.push(await sample(gw, httpUrl, (performance.now() - loadStart) / 1000, o.workers));
-    pgConnections = await gatewayConnections(db.admin);
-    // Stop the gateway first: its drain commits what it holds, and its backends flush their table statistics.
-    const code = await gw.stop();
-    server = undefined;
-    if (code !== 0) log(`the gateway exited with ${code}`);
-    rows = { stats: await statsRows(db.admin), metadataUpdates: (await metadataRowUpdates(db.admin)) - updates0 };
-    if (report.connected === 0) exitCode = 1;
+    run = await soak(o, abort.signal);
   } finally {
     stopInterrupts();
-    await server?.stop();
+  }
+  const summary = summarize(o, run);
+  process.stdout.write(formatSoak(o, run, summary));
+  if (o.json) writeFileSync(o.json, soakJson(o, run, summary));
+  if (abort.signal.aborted) return 130;
+  if (run.report.connected === 0) return 1;
+  return summary.frames.statsOk ? 0 : 1;
+}
+
+/** The database, the agents, the gateway, the load with its samples, and what PostgreSQL then holds. */
+async function soak(o: SoakOptions, signal: AbortSignal): Promise<SoakRun> {
+  let db: LabDatabase | undefined;
+  let gw: ServerProcess | undefined;
+  try {
+    log('starting PostgreSQL ...');
+    db = await openDatabase({ app: 'agentgate-soak' });
+    log(`seeding ${o.agents} agents (${o.metadataKeys} metadata keys each) ...`);
+    const tokens = (await seed(db.admin, { agents: o.agents, metadataKeys: o.metadataKeys })).map((a) => a.token);
+    gw = await startGateway({
+      databaseUrl: db.gatewayUrl,
+      // Every agent of a large fleet may connect through one worker: the open-file limit decides.
+      args: ['--shutdown-timeout', '10s', '--workers', String(o.workers), '--max-connections', '19000'],
+    });
+    log(`gateway ${gw.url} (pid ${gw.pid}); ${o.agents} agents, ${o.duration / 1000} s`);
+    const updates0 = await metadataRowUpdates(db.admin);
+    const sampler = new Sampler(gw, o.workers);
+    // Samples from the start (connecting too): the first one is the idle baseline.
+    await sampler.take();
+    sampler.every(o.sampleEvery);
+    let load: { report: LoadReport; connectS: number | null };
+    try {
+      load = await drive(o, gw.url, tokens, sampler, signal);
+    } finally {
+      sampler.stop();
+    }
+    await sampler.take();
+    const pgConnections = await gatewayConnections(db.admin);
+    // Stop the gateway first: its drain commits what it holds, and its backends flush their table statistics.
+    const code = await gw.stop();
+    gw = undefined;
+    if (code !== 0) log(`the gateway exited with ${code}`);
+    const stored = {
+      stats: await statsRows(db.admin),
+      metadataUpdates: (await metadataRowUpdates(db.admin)) - updates0,
+    };
+    return { ...load, samples: sampler.samples, during: sampler.during(), pgConnections, stored };
+  } finally {
+    await gw?.stop();
     await db?.close();
   }
+}
 
-  const during = samples.filter(
-    (s) => s.t >= 0 && (loadEnd === undefined || s.t <= (loadEnd - loadStart) / 1000 + 0.5),
-  );
-  const at = (t: number) => during.find((s) => s.t >= t);
-  const last = during.at(-1);
-  const sessions = last?.sessions ?? null;
-  const workerEnd = last?.workerRssKiB ? Object.values(last.workerRssKiB) : [];
-  const workerIdle = samples[0]?.workerRssKiB ? Object.values(samples[0].workerRssKiB) : [];
-  const perSessionKiB =
-    sessions && last && samples[0] ? Math.round(((last.rssKiB - samples[0].rssKiB) / sessions) * 10) / 10 : null;
-  const pgTotal = Object.values(pgConnections).reduce((a, b) => a + b, 0);
-  const rss = {
-    idle: samples[0]?.rssKiB ?? null,
-    minute1: o.duration >= 60_000 ? (at(60)?.rssKiB ?? null) : null,
-    end: during.at(-1)?.rssKiB ?? null,
-    max: maxOf(during.map((s) => s.rssKiB)),
-  };
-  const p99s = during.map((s) => s.lagP99Ms).filter((x): x is number => x !== null);
-  const lag = {
-    p99Median: median(p99s),
-    p99Max: maxOf(p99s),
-    max: maxOf(during.map((s) => s.lagMaxMs).filter((x): x is number => x !== null)),
-  };
-  // Every frame of the run counts here, not only the measured window's (frames of the cool-down are
-  // stored too); frames whose outcome the load generator could not learn may or may not be stored.
-  const unknown = report.allFrames.unknown;
-  const ackedStats = report.allFrames.acked.stats;
-  const ackedMetadata = report.allFrames.acked.metadata;
-  const statsExtra = rows.stats - ackedStats;
-  const statsOk = statsExtra >= 0 && statsExtra <= unknown;
-  const expectedUpdates = ackedMetadata * o.metadataKeys;
-
-  const lines = [
-    '',
-    formatSummary(report),
-    '',
-    `soak: ${o.agents} agents, ${report.durationS.toFixed(0)} s, stats every ${o.statsInterval} ms and metadata every ${o.metadataInterval} ms (${o.metadataKeys} keys)`,
-    `connect                ${o.agents} agents in ${connectS === null ? 'n/a' : `${connectS.toFixed(1)} s`}`,
-    `gateway RSS            idle ${mib(rss.idle)}, at 1 min ${mib(rss.minute1)}, at the end ${mib(rss.end)}, max ${mib(rss.max)}; ${perSessionKiB ?? 'n/a'} KiB per session (${sessions ?? 'n/a'} sessions)`,
-    ...(o.workers > 1
-      ? [
-          `worker RSS             at the end ${workerEnd.map((k) => mib(k)).join(', ')} (idle ${workerIdle.map((k) => mib(k)).join(', ')})`,
-        ]
-      : []),
-    `PostgreSQL connections ${pgTotal} of the gateway at the end (${Object.entries(pgConnections)
-      .map(([k, n]) => `${k} ${n}`)
-      .join(', ')})`,
-    `event-loop delay       p99 per ${o.sampleEvery / 1000} s window: median ${lag.p99Median ?? 'n/a'} ms, max ${lag.p99Max ?? 'n/a'} ms; longest ${lag.max ?? 'n/a'} ms`,
-    `acked frames           ${ackedStats + ackedMetadata} in the whole run: ${ackedStats} UpdateStats, ${ackedMetadata} BatchUpdateMetadata; ${unknown} with no known outcome`,
-    `stats rows             ${rows.stats} stored for ${ackedStats} acknowledged (${statsExtra >= 0 ? '+' : ''}${statsExtra}): ${statsOk ? 'every acknowledged frame stored, nothing else but frames of unknown outcome' : 'MISMATCH'}`,
-    `metadata row updates   ${rows.metadataUpdates} counted by PostgreSQL for ${ackedMetadata} acknowledged x ${o.metadataKeys} keys = ${expectedUpdates} (repeats of a key within one batch are one update)`,
-    '',
-  ];
-  process.stdout.write(lines.join('\n'));
-  if (o.json) {
-    const out = {
-      agents: o.agents,
-      workers: o.workers,
-      durationS: report.durationS,
-      connectS,
-      rssKiB: rss,
-      rssKiBPerSession: perSessionKiB,
-      workerRssKiB: { idle: workerIdle, end: workerEnd },
-      pgConnections,
-      eventLoopDelayMs: lag,
-      frames: {
-        sent: report.sent,
-        acked: report.acked,
-        ackedStats,
-        ackedMetadata,
-        errors: report.errors,
-        unknownOutcome: unknown,
-        latencyMs: report.latencyMs,
+/** The load itself, with progress on stderr; marks the load's window on the sampler. */
+async function drive(o: SoakOptions, url: string, tokens: string[], sampler: Sampler, signal: AbortSignal) {
+  const printer = new ProgressPrinter(process.stderr, 'soak');
+  const connectStart = performance.now();
+  let connectS: number | null = null;
+  try {
+    const report = await runLoad({
+      url,
+      tokens,
+      mode: { kind: 'interval', statsIntervalMs: o.statsInterval, metadataIntervalMs: o.metadataInterval },
+      durationMs: o.duration,
+      metadataKeys: o.metadataKeys,
+      procs: o.procs ?? Math.max(1, Math.ceil(o.agents / AGENTS_PER_PROC)),
+      rampPerSec: o.ramp,
+      onProgress: (p) => printer.update(p),
+      progressEveryMs: printer.intervalMs,
+      onConnected: () => {
+        connectS = (performance.now() - connectStart) / 1000;
       },
-      stored: { statsRows: rows.stats, metadataRowUpdates: rows.metadataUpdates, metadataKeys: o.metadataKeys },
-      statsRowsMatchAcked: statsOk,
-      samples,
-    };
-    writeFileSync(o.json, `${JSON.stringify(out, null, 2)}\n`);
+      onMeasureStart: () => sampler.loadStarted(),
+      onMeasureEnd: () => sampler.loadEnded(),
+      signal,
+    });
+    return { report, connectS };
+  } finally {
+    printer.done();
   }
-  if (abort.signal.aborted) return 130;
-  if (exitCode !== null) return exitCode;
-  return statsOk ? 0 : 1;
 }

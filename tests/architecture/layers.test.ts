@@ -34,7 +34,7 @@ const LAYERS: readonly { layer: number; name: string; paths: readonly string[] }
       'gateway/src/index.ts',
     ],
   },
-  { layer: 8, name: 'CLI, scripts', paths: ['scripts/src/**', 'scripts/bin/**', 'gateway/bin/**'] },
+  { layer: 8, name: 'CLI, scripts', paths: ['scripts/src/**', 'scripts/bin/**'] },
 ];
 
 /** Each package may import itself and the ones before it. */
@@ -45,7 +45,6 @@ const SOURCE_DIRS: readonly { dir: string; ext: string }[] = [
   { dir: 'shared/src', ext: '.ts' },
   { dir: 'gateway/src', ext: '.ts' },
   { dir: 'scripts/src', ext: '.ts' },
-  { dir: 'gateway/bin', ext: '.js' },
   { dir: 'scripts/bin', ext: '.js' },
 ];
 

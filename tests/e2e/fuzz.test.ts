@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { rssKiB } from '../../scripts/src/bench/proc-stats.ts';
+import { rssKiB, settledRss as settled } from '../../scripts/src/lab/proc-stats.ts';
 import { type DriveResult, FuzzDriver, formatMismatch, mergeResults } from '../../scripts/src/fuzz/driver.ts';
 import { FUZZ_METADATA_KEYS, frameArbitrary } from '../../scripts/src/fuzz/generate.ts';
 import type { FuzzTarget } from '../../scripts/src/fuzz/oracle.ts';
@@ -39,14 +39,7 @@ const target: FuzzTarget = { maxFrameBytes: MAX_FRAME_BYTES, reportInterval: '30
 const replay = `seed ${SEED}; replay with: npx agentgate fuzz --frames ${FRAMES} --seed ${SEED}`;
 
 /** Median of five samples 300 ms apart: one sample can land just before a GC. */
-async function settledRss(pid: number): Promise<number> {
-  const xs: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    if (i > 0) await sleep(300);
-    xs.push(rssKiB(pid));
-  }
-  return xs.sort((a, b) => a - b)[2]!;
-}
+const settledRss = (pid: number) => settled(pid, { everyMs: 300 });
 
 describe('fuzz: bad input never crashes the gateway or disturbs other sessions (SPEC §4, §7)', () => {
   let db: TestDatabase;

@@ -4,8 +4,9 @@
 // scrapes at once (the 5th: 503 Retry-After: 1); a scrape whose client reads nothing for 10 s is
 // closed; with workers, the primary streams a stalled scrape only as far as the worker pulls it.
 import assert from 'node:assert/strict';
-import net from 'node:net';
+import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { stalledScrape } from '../../scripts/src/lab/http.ts';
 import { seed } from '../../scripts/src/seed.ts';
 import { RawSocket, rpc } from '../helpers/agent-socket.ts';
 import { createFixture } from '../helpers/db-fixtures.ts';
@@ -48,25 +49,6 @@ async function connectAll(url: string, tokens: string[]): Promise<RawSocket[]> {
     );
   }
   return sockets;
-}
-
-/** A `GET /metrics` that reads one packet and stops reading; `at` is when the request was sent. */
-function stalledScrape(httpUrl: string): Promise<{ socket: net.Socket; status: string; at: number }> {
-  const { port } = new URL(httpUrl);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port: Number(port), host: '127.0.0.1' });
-    let at = 0;
-    socket.on('error', () => {});
-    socket.once('connect', () => {
-      at = Date.now();
-      socket.write('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
-    });
-    socket.once('data', (d: Buffer) => {
-      socket.pause();
-      resolve({ socket, status: d.toString('latin1', 0, d.indexOf('\r\n')), at });
-    });
-    socket.once('close', () => reject(new Error('a stalled scrape was closed before its first packet')));
-  });
 }
 
 /** Reads what `socket` still holds until the server's close; resolves with the bytes read. */

@@ -1,9 +1,9 @@
 // The `agentgate` command as a user runs it: the bin's path, an environment without the caller's
 // DATABASE_URL (so a test's flags are the only database it can reach), and one run to completion.
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { AGENTGATE_BIN } from '../../scripts/src/lab/process.ts';
 
-export const AGENTGATE_BIN = fileURLToPath(new URL('../../scripts/bin/agentgate.js', import.meta.url));
+export { AGENTGATE_BIN };
 
 /** This process's environment without DATABASE_URL, plus `extra`. */
 export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {

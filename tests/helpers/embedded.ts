@@ -8,6 +8,7 @@ import path from 'node:path';
 import { freePort, removeEmbeddedCluster, runningPostmaster } from '../../gateway/src/embedded/postgres.ts';
 import { pgBinaries, serverUser } from '../../gateway/src/embedded/binaries.ts';
 import { initCluster, locateCluster, startServer } from '../../gateway/src/embedded/cluster.ts';
+import { httpBaseUrl } from '../../scripts/src/lab/http.ts';
 import { AGENTGATE_BIN, cliEnv } from './cli.ts';
 
 export interface Served {
@@ -43,8 +44,7 @@ export async function listening(s: Served): Promise<string> {
   while (Date.now() < until) {
     for (const line of s.out) {
       if (line.includes('"listening"')) {
-        const url = String((JSON.parse(line) as { url: string }).url);
-        return url.replace(/^ws:/, 'http:').replace(/\/api\/.*$/, '');
+        return httpBaseUrl(String((JSON.parse(line) as { url: string }).url));
       }
     }
     if (s.child.exitCode !== null) throw new Error(`serve exited ${s.child.exitCode}: ${s.err.join('\n')}`);

@@ -8,7 +8,7 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { scriptCommand, startServer } from '../../scripts/src/bench/server-process.ts';
+import { startEchoProcess } from '../../scripts/src/bench/echo-server.ts';
 import { encodeHistogram, latencyMs, mergeEncoded, newLatencyHistogram } from '../../scripts/src/loadtest/histogram.ts';
 import { splitSizes } from '../../scripts/src/loadtest/run-load.ts';
 import { AGENTGATE_BIN } from '../helpers/cli.ts';
@@ -69,7 +69,7 @@ async function loadtest(args: string[]): Promise<{ code: number | null; stderr: 
 
 /** `agentgate loadtest --url ECHO --tokens FILE ARGS` against an echo server started with `echoFlags` (stopped after). */
 async function loadtestEcho(echoFlags: string[], args: string[]): ReturnType<typeof loadtest> {
-  const echo = await startServer('echo server', [...scriptCommand('./echo-server.js'), ...echoFlags]);
+  const echo = await startEchoProcess(echoFlags);
   try {
     return await loadtest(['--url', echo.url, '--tokens', tokensFile, ...args]);
   } finally {

@@ -4,12 +4,13 @@
 // generator is released, and so is the generator of a client that goes away.
 import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import type { AdminAuth } from '../../gateway/src/http/admin-auth.ts';
 import type { AgentAuth } from '../../gateway/src/http/agent-auth.ts';
 import { createHttpServer, type Routes } from '../../gateway/src/http/server.ts';
+import { stalledScrape } from '../../scripts/src/lab/http.ts';
 import { httpRequest } from '../helpers/http.ts';
 import { eventually } from '../helpers/wait.ts';
 
@@ -42,20 +43,6 @@ function endlessMetrics() {
   return { api, counts };
 }
 
-/** A `GET /metrics` that reads one packet and stops reading; resolves with that packet. */
-function stalledScrape(port: number): Promise<{ socket: net.Socket; head: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    socket.on('error', () => {});
-    socket.once('connect', () => socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'));
-    socket.once('data', (d: Buffer) => {
-      socket.pause();
-      resolve({ socket, head: d.toString('latin1', 0, 200) });
-    });
-    socket.once('close', () => reject(new Error('closed before the first packet')));
-  });
-}
-
 /** Resolves when the server has closed `socket` (its buffered data is read and dropped). */
 function closedByServer(socket: net.Socket): Promise<void> {
   return new Promise((resolve) => {
@@ -84,7 +71,7 @@ describe('/metrics scrapes', () => {
   });
 
   test('4 stalled scrapes at once; the 5th is 503 Retry-After 1; each stalled one is closed and released', async () => {
-    const stalled = await Promise.all(Array.from({ length: 4 }, () => stalledScrape(port)));
+    const stalled = await Promise.all(Array.from({ length: 4 }, () => stalledScrape(`http://127.0.0.1:${port}`)));
     for (const s of stalled) assert.match(s.head, /^HTTP\/1\.1 200 /);
     assert.equal(counts.started, 4);
 
@@ -98,7 +85,7 @@ describe('/metrics scrapes', () => {
     assert.equal(lines.filter((l) => /stopped reading/.test(l.msg)).length, 4);
     // ...and its socket closed by the server.
     await Promise.all(stalled.map((s) => closedByServer(s.socket)));
-    const again = await stalledScrape(port);
+    const again = await stalledScrape(`http://127.0.0.1:${port}`);
     assert.match(again.head, /^HTTP\/1\.1 200 /);
     again.socket.destroy();
     await eventually('the generator of a client that went away released', () => counts.released === 5);

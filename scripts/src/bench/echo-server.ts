@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { type OptionTable, parse, UsageError, usage, wantsHelp } from '@agentgate/gateway/options';
 import { RPC_PATH } from '@agentgate/shared';
 import { type RawData, WebSocketServer } from 'ws';
+import { nodeArgs, type ServerProcess, startServer } from '../lab/process.js';
 
 export const ECHO_OPTIONS = {
   listen: {
@@ -121,6 +122,11 @@ function startEchoServer(opts: EchoOptions): Promise<{ server: http.Server; wss:
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => resolve({ server, wss }));
   });
+}
+
+/** Starts this file as its own process, with `flags`: the bench's and the load test's tests' echo server. */
+export function startEchoProcess(flags: string[] = []): Promise<ServerProcess> {
+  return startServer('echo server', [...nodeArgs(import.meta.url), ...flags]);
 }
 
 /** Runs the echo server until SIGTERM/SIGINT; prints usage errors and --help itself. */

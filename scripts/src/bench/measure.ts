@@ -3,16 +3,16 @@
 import type { LatencyMs } from '../loadtest/histogram.js';
 import { ProgressPrinter } from '../loadtest/report.js';
 import { type LoadMode, type LoadReport, runLoad } from '../loadtest/run-load.js';
+import type { LabDatabase } from '../lab/database.js';
+import type { ServerProcess } from '../lab/process.js';
+import { cpuMs, settledRss, treeCpu, treeCpuDelta } from '../lab/proc-stats.js';
 import {
-  type BenchDatabase,
   type DbCounters,
   readDbCounters,
   resetStatements,
   type TopStatement,
   workspaceScans,
-} from './bench-db.js';
-import { cpuMs, rssKiB, treeCpu, treeCpuDelta } from './proc-stats.js';
-import type { ServerProcess } from './server-process.js';
+} from '../lab/statements.js';
 
 export interface LoadShape {
   tokens: string[];
@@ -35,23 +35,10 @@ export interface Measured {
   rss?: { before: number; connected: number; sessions: number };
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Median of a few RSS samples: one sample can land before or after a GC. */
-export async function settledRss(pid: number, samples = 5, everyMs = 400): Promise<number> {
-  const xs: number[] = [];
-  for (let i = 0; i < samples; i++) {
-    if (i > 0) await sleep(everyMs);
-    xs.push(rssKiB(pid));
-  }
-  xs.sort((a, b) => a - b);
-  return xs[Math.floor(xs.length / 2)]!;
-}
-
 export async function measureLoad(opts: {
   label: string;
   server: ServerProcess;
-  db: BenchDatabase | undefined;
+  db: LabDatabase | undefined;
   mode: LoadMode;
   shape: LoadShape;
   /** RSS before any connection, to report RSS per session (measured once all are connected). */
@@ -59,7 +46,7 @@ export async function measureLoad(opts: {
   signal: AbortSignal;
 }): Promise<Measured> {
   const { server, db, shape } = opts;
-  const pgPid = db?.pg.pid;
+  const pgPid = db?.pg?.pid;
   let cpu0 = 0;
   let cpu1 = 0;
   let pg0 = new Map<number, number>();

@@ -4,9 +4,9 @@
 // close the socket is followed by a reconnect. Every frame is checked against the oracle; what the
 // oracle says it stores is kept in a Ledger, to compare with the database afterwards.
 import { isDeepStrictEqual } from 'node:util';
-import { RpcError } from '@agentgate/shared';
-import WebSocket from 'ws';
-import { type Expected, type ExpectedAnswer, expectFrame, type FuzzTarget } from './oracle.js';
+import { RawSocket } from '../lab/raw-socket.js';
+import { answerProblem, batchProblem, clip, describeExpected, isRecord } from './answers.js';
+import { type Expected, expectFrame, type FuzzTarget } from './oracle.js';
 import type { Ledger } from './stored.js';
 import { preview, type WireFrame } from './wire.js';
 
@@ -52,93 +52,6 @@ export interface DriveOptions {
   signal?: AbortSignal;
 }
 
-type Incoming = { msg: unknown } | { closed: number } | { timeout: true };
-
-/** A raw client socket that queues what it receives (answers parsed as JSON) and its close code. */
-class FuzzSocket {
-  private readonly queue: Incoming[] = [];
-  private wake: (() => void) | undefined;
-  closeCode: number | undefined;
-
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data, isBinary) => {
-      const text = data.toString();
-      let msg: unknown;
-      try {
-        msg = isBinary ? { binaryAnswer: text } : JSON.parse(text);
-      } catch {
-        msg = { unparsable: text };
-      }
-      this.push({ msg });
-    });
-    ws.on('close', (code) => {
-      this.closeCode = code;
-      this.push({ closed: code });
-    });
-    ws.on('error', () => {
-      /* reported through close */
-    });
-  }
-
-  private push(x: Incoming): void {
-    this.queue.push(x);
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
-  }
-
-  static open(url: string, token: string): Promise<FuzzSocket> {
-    const ws = new WebSocket(url, {
-      headers: { 'Coder-Session-Token': token },
-      perMessageDeflate: false,
-      handshakeTimeout: 10_000,
-    });
-    const s = new FuzzSocket(ws);
-    return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(s));
-      ws.once('unexpected-response', (_req, res) => {
-        ws.terminate();
-        reject(new Error(`upgrade refused with ${res.statusCode}`));
-      });
-      ws.once('error', reject);
-    });
-  }
-
-  get open(): boolean {
-    return this.ws.readyState === WebSocket.OPEN;
-  }
-
-  send(frame: WireFrame): void {
-    this.ws.send(frame.data, { binary: frame.binary });
-  }
-
-  sendText(text: string): void {
-    this.ws.send(text);
-  }
-
-  /** The next message or the close, or a timeout. */
-  async next(timeoutMs: number): Promise<Incoming> {
-    if (this.queue.length > 0) return this.queue.shift()!;
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve) => {
-      this.wake = resolve;
-      timer = setTimeout(resolve, timeoutMs);
-    });
-    clearTimeout(timer);
-    this.wake = undefined;
-    return this.queue.shift() ?? { timeout: true };
-  }
-
-  async close(): Promise<void> {
-    if (this.closeCode !== undefined) return;
-    const closed = new Promise<void>((resolve) => this.ws.once('close', () => resolve()));
-    this.ws.close(1000);
-    const t = setTimeout(() => this.ws.terminate(), 3000);
-    await closed;
-    clearTimeout(t);
-  }
-}
-
 /** A client-side token bucket a little slower than the gateway's, so that the gateway's never runs dry. */
 class Pacer {
   private tokens: number;
@@ -166,93 +79,8 @@ class Pacer {
   }
 }
 
-const describeAnswer = (a: ExpectedAnswer): string =>
-  'result' in a
-    ? `result ${JSON.stringify(a.result)} (id ${JSON.stringify(a.id)})`
-    : `error ${a.code} (id ${JSON.stringify(a.id)})${a.droppedKeys ? ` droppedKeys ${JSON.stringify(a.droppedKeys)}` : ''}`;
-
-function describeExpected(e: Expected): string {
-  switch (e.kind) {
-    case 'close':
-      return `close ${e.code}`;
-    case 'none':
-      return 'no answer';
-    case 'one':
-      return describeAnswer(e.answer);
-    case 'batch':
-      return `a batch of ${e.answers.length}: ${e.answers.map(describeAnswer).join('; ')}`;
-  }
-}
-
-const clip = (s: string, max = 600) => (s.length > max ? `${s.slice(0, max)}…` : s);
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Why `got` is not the answer `exp` (undefined when it is). */
-function answerProblem(exp: ExpectedAnswer, got: unknown): string | undefined {
-  if (!isRecord(got)) return 'not a JSON-RPC response object';
-  if (got['jsonrpc'] !== '2.0') return 'jsonrpc is not "2.0"';
-  if (!isDeepStrictEqual(got['id'], exp.id)) return `id ${JSON.stringify(got['id'])}, not ${JSON.stringify(exp.id)}`;
-  const hasResult = Object.hasOwn(got, 'result');
-  const hasError = Object.hasOwn(got, 'error');
-  if (hasResult === hasError) return 'not exactly one of result and error';
-  if ('result' in exp) {
-    if (!hasResult) return `error ${JSON.stringify((got['error'] as { code?: unknown })?.code)} instead of a result`;
-    return isDeepStrictEqual(got['result'], exp.result) ? undefined : 'another result';
-  }
-  if (!hasError) return `a result instead of error ${exp.code}`;
-  const error = got['error'];
-  if (!isRecord(error)) return 'error is not an object';
-  if (error['code'] !== exp.code) return `error ${JSON.stringify(error['code'])} instead of ${exp.code}`;
-  if (typeof error['message'] !== 'string') return 'error.message is not a string';
-  const data = error['data'];
-  if (exp.code === RpcError.InvalidParams) {
-    const errors = isRecord(data) ? data['errors'] : undefined;
-    const ok =
-      Array.isArray(errors) &&
-      errors.length > 0 &&
-      errors.every((e) => isRecord(e) && typeof e['path'] === 'string' && typeof e['message'] === 'string');
-    if (!ok) return '-32602 without data.errors [{path, message}]';
-  }
-  if (exp.droppedKeys && !(isRecord(data) && isDeepStrictEqual(data['droppedKeys'], exp.droppedKeys))) {
-    return `droppedKeys ${clip(JSON.stringify(isRecord(data) ? data['droppedKeys'] : data))}`;
-  }
-  return undefined;
-}
-
-/**
- * Why the batch answer `got` is not `answers` (matched as a multiset: JSON-RPC lets a batch answer
- * in any order); names the element whose answer is wrong, with its text.
- */
-function batchProblem(answers: ExpectedAnswer[], got: unknown, frame: WireFrame): string | undefined {
-  if (!Array.isArray(got)) return `not an array: ${clip(JSON.stringify(got))}`;
-  const left = [...got];
-  const unmatched: ExpectedAnswer[] = [];
-  for (const a of answers) {
-    const i = left.findIndex((g) => answerProblem(a, g) === undefined);
-    if (i < 0) unmatched.push(a);
-    else left.splice(i, 1);
-  }
-  if (unmatched.length === 0 && left.length === 0) return undefined;
-  let elements: unknown[] = [];
-  try {
-    elements = JSON.parse(frame.data.toString('utf8')) as unknown[];
-  } catch {
-    /* the oracle parsed it: unreachable */
-  }
-  const lines = unmatched.map((a) => {
-    const g = left.find((x) => isRecord(x) && isDeepStrictEqual(x['id'], a.id));
-    const el = a.at === undefined ? undefined : elements[a.at];
-    return (
-      `element ${a.at} ${clip(JSON.stringify(el), 400)}: expected ${describeAnswer(a)}, ` +
-      `got ${g === undefined ? 'no answer with its id' : clip(JSON.stringify(g), 400)}`
-    );
-  });
-  if (got.length !== answers.length) lines.unshift(`${got.length} answers, not ${answers.length}`);
-  return lines.join('\n      ');
-}
-
 export class FuzzDriver {
-  private socket: FuzzSocket | undefined;
+  private socket: RawSocket | undefined;
   private probes = 0;
   private reconnects = 0;
   private readonly pacer: Pacer | undefined;
@@ -263,10 +91,10 @@ export class FuzzDriver {
     this.answerTimeoutMs = opts.answerTimeoutMs ?? 10_000;
   }
 
-  private async connected(): Promise<FuzzSocket> {
-    if (this.socket?.open) return this.socket;
+  private async connected(): Promise<RawSocket> {
+    if (this.socket?.isOpen) return this.socket;
     if (this.socket) this.reconnects++;
-    this.socket = await FuzzSocket.open(this.opts.url, this.opts.token);
+    this.socket = await RawSocket.open(this.opts.url, this.opts.token);
     return this.socket;
   }
 
@@ -322,9 +150,9 @@ export class FuzzDriver {
     const s = await this.connected();
     if (exp.kind === 'close') {
       // The probe after it is never read by a gateway that closes; one that does not answers it at once.
-      s.send(frame);
-      s.sendText(`{"jsonrpc":"2.0","id":"fuzz-probe-${++this.probes}","method":"UpdateStats"}`);
-      const x = await s.next(5000);
+      s.sendBytes(frame.data, frame.binary);
+      s.send(`{"jsonrpc":"2.0","id":"fuzz-probe-${++this.probes}","method":"UpdateStats"}`);
+      const x = await s.nextEvent(5000);
       if ('closed' in x) {
         closes[x.closed] = (closes[x.closed] ?? 0) + 1;
         return x.closed === exp.code ? undefined : `close ${x.closed}`;
@@ -335,13 +163,13 @@ export class FuzzDriver {
     }
     await this.pacer?.take(exp.tokens + 1);
     const probeId = `fuzz-probe-${++this.probes}`;
-    s.send(frame);
-    s.sendText(`{"jsonrpc":"2.0","id":${JSON.stringify(probeId)},"method":"UpdateStats"}`);
+    s.sendBytes(frame.data, frame.binary);
+    s.send(`{"jsonrpc":"2.0","id":${JSON.stringify(probeId)},"method":"UpdateStats"}`);
     let probed = false;
     let answered = exp.kind === 'none';
     let problem: string | undefined;
     while (!probed || !answered) {
-      const x = await s.next(this.answerTimeoutMs);
+      const x = await s.nextEvent(this.answerTimeoutMs);
       if ('timeout' in x || 'closed' in x) {
         const what =
           'timeout' in x ? `nothing within ${this.answerTimeoutMs} ms` : `the socket closed with ${x.closed}`;
@@ -376,14 +204,14 @@ export class FuzzDriver {
   /** A last probe, a moment for late answers, and a normal close; returns what came that should not have. */
   private async finish(): Promise<string | undefined> {
     const s = this.socket;
-    if (!s?.open) return undefined;
+    if (!s?.isOpen) return undefined;
     const probeId = 'fuzz-probe-last';
-    s.sendText(`{"jsonrpc":"2.0","id":${JSON.stringify(probeId)},"method":"UpdateStats"}`);
+    s.send(`{"jsonrpc":"2.0","id":${JSON.stringify(probeId)},"method":"UpdateStats"}`);
     const stray: string[] = [];
     let probed = false;
     // Until the probe's answer, then 300 ms of quiet: an answer that comes late still shows.
     for (;;) {
-      const x = await s.next(probed ? 300 : this.answerTimeoutMs);
+      const x = await s.nextEvent(probed ? 300 : this.answerTimeoutMs);
       if ('timeout' in x) break;
       if ('closed' in x) return `the socket closed with ${x.closed} at the end`;
       if (isRecord(x.msg) && x.msg['id'] === probeId) probed = true;

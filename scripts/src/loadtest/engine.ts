@@ -2,27 +2,18 @@
 // modes. Frames sent inside the measurement window are counted (sent, acked, errors by code) and
 // their ack latency recorded (µs, HDR histogram), from the moment a frame is handed to the socket
 // until its answer is read; frames sent outside it (warm-up, cool-down) load the server only.
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AgentClient,
-  CallAbortedError,
   ConnectRefusedError,
   MAX_UNANSWERED_PER_SESSION,
   RpcCallError,
   shouldReconnect,
 } from '@agentgate/shared';
+import { callErrorKey, connectErrorKey } from './error-keys.js';
 import { type AgentTraffic, makeMetadata, makeStats, metadataKeyNames, newTraffic } from './frames.js';
 import { encodeHistogram, type Histogram, newLatencyHistogram } from './histogram.js';
-
-/** How agents send. `rate` and `inflight` alternate UpdateStats and BatchUpdateMetadata per agent. */
-export type LoadMode =
-  /** Each agent sends stats and metadata at these intervals (spread evenly over the interval). */
-  | { kind: 'interval'; statsIntervalMs: number; metadataIntervalMs: number }
-  /** Open loop: a fixed total of frames per second, round-robin over the agents. */
-  | { kind: 'rate'; framesPerSec: number }
-  /** Closed loop (saturation): each agent keeps this many requests unanswered. */
-  | { kind: 'inflight'; perAgent: number }
-  /** Connect and hold the sockets; send nothing. */
-  | { kind: 'idle' };
+import { type FrameMethod as Method, type LoadMode, startOpenLoop } from './schedule.js';
 
 export interface EngineConfig {
   url: string;
@@ -39,8 +30,6 @@ export interface EngineConfig {
   /** The local address of this engine's sockets (see sourceAddress in run-load.ts). */
   localAddress?: string;
 }
-
-type Method = 'stats' | 'metadata';
 
 export interface EngineSnapshot {
   /** Sockets open right now. */
@@ -71,9 +60,6 @@ export interface EngineSnapshot {
  * (SPEC §3, beyond them 503), so that one load process connects without being refused.
  */
 const MAX_PENDING_HANDSHAKES = 48;
-/** Frames sent per tick at most, so that a late generator never blocks its event loop for long. */
-const TICK_BUDGET = 2000;
-const TICK_MS = 2;
 /** Failed attempts after which an agent no longer holds up the end of the connect phase. */
 const SETTLE_AFTER_FAILURES = 3;
 const RETRY_MAX_MS = 5000;
@@ -92,19 +78,6 @@ interface LoadAgent {
   retryTimer: NodeJS.Timeout | undefined;
   pumpTimer: NodeJS.Timeout | undefined;
   nextIsStats: boolean;
-}
-
-/** A refused upgrade by its HTTP status, a network error by its code (`ECONNREFUSED`), else `connect`. */
-function connectErrorKey(err: unknown): string {
-  if (err instanceof ConnectRefusedError) return String(err.status);
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code : 'connect';
-}
-
-function callErrorKey(err: unknown): string {
-  if (err instanceof RpcCallError) return String(err.code);
-  if (err instanceof CallAbortedError) return err.reason === 'timeout' ? 'timeout' : 'closed';
-  return 'send';
 }
 
 export class LoadEngine {
@@ -298,52 +271,15 @@ export class LoadEngine {
       for (const a of this.agents) this.pump(a);
       return () => {};
     }
-    // Open loop: frame j is due at a fixed time; a tick sends every frame that has come due.
-    let statsCursor = 0;
-    let metaCursor = 0;
-    let rateCursor = 0;
-    let stopped = false;
-    let immediate: NodeJS.Immediate | undefined;
-    const tick = (): void => {
-      immediate = undefined;
-      if (stopped) return;
-      const now = performance.now();
-      const elapsed = now - t0;
-      let budget = TICK_BUDGET;
-      if (mode.kind === 'interval') {
-        // Stats frame j goes to agent j % n at j·I/n; metadata frames are offset by half a slot.
-        const statsDue = Math.floor((elapsed * n) / mode.statsIntervalMs) + 1;
-        while (statsCursor < statsDue && budget-- > 0) {
-          this.lag(now, t0 + (statsCursor * mode.statsIntervalMs) / n);
-          this.send(this.agents[statsCursor++ % n]!, 'stats');
-        }
-        const metaDue = Math.max(0, Math.floor((elapsed * n) / mode.metadataIntervalMs - 0.5) + 1);
-        while (metaCursor < metaDue && budget-- > 0) {
-          this.lag(now, t0 + ((metaCursor + 0.5) * mode.metadataIntervalMs) / n);
-          this.send(this.agents[metaCursor++ % n]!, 'metadata');
-        }
-        if (statsCursor < statsDue || metaCursor < metaDue) immediate = setImmediate(tick);
-      } else {
-        const due = Math.floor((elapsed * mode.framesPerSec) / 1000) + 1;
-        while (rateCursor < due && budget-- > 0) {
-          this.lag(now, t0 + (rateCursor * 1000) / mode.framesPerSec);
-          this.send(this.agents[rateCursor++ % n]!);
-        }
-        if (rateCursor < due) immediate = setImmediate(tick);
-      }
-    };
-    const timer = setInterval(tick, TICK_MS);
-    tick();
-    return () => {
-      stopped = true;
-      clearInterval(timer);
-      if (immediate) clearImmediate(immediate);
-    };
-  }
-
-  private lag(now: number, due: number): void {
-    const lag = now - due;
-    if (lag > this.maxLagMs) this.maxLagMs = lag;
+    return startOpenLoop({
+      mode,
+      agents: n,
+      t0,
+      send: (i, method) => this.send(this.agents[i]!, method),
+      late: (ms) => {
+        if (ms > this.maxLagMs) this.maxLagMs = ms;
+      },
+    });
   }
 
   /** Closed loop: refill the agent's window of unanswered requests. */
@@ -456,8 +392,4 @@ export class LoadEngine {
     }
     await Promise.race([Promise.all(this.agents.map((a) => a.client.close(1000, 'load test over'))), sleep(5000)]);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -1,5 +1,6 @@
 // What a person sees: a live progress line (redrawn on a terminal, one line per ~5 s otherwise)
 // and the summary table at the end; plus the JSON report of SPEC §9.
+import { isConnectErrorKey } from './error-keys.js';
 import type { LoadProgress, LoadReport } from './run-load.js';
 
 export function formatErrors(errors: Record<string, number>): string {
@@ -53,11 +54,6 @@ export class ProgressPrinter {
     if (this.drawn) this.out.write('\n');
     this.drawn = false;
   }
-}
-
-/** Error keys of failed connection attempts: an HTTP status, a network error's code (`ECONNREFUSED`) or `connect`. */
-function isConnectErrorKey(key: string): boolean {
-  return key === 'connect' || /^\d{3}$/.test(key) || /^E[A-Z]+$/.test(key);
 }
 
 /** Why no agent connected, in one line that says what to check. */

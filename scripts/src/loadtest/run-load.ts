@@ -2,12 +2,13 @@
 // merged report. Phases: connect (ramped, bounded) → onConnected → warm-up (load, not measured) →
 // onMeasureStart → measured window of `durationMs` → onMeasureEnd → cool-down (load, not measured)
 // → drain (bounded) → close. Every wait is bounded, so a hung server cannot hold the run.
-import { type ChildProcess, fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import type { EngineConfig, EngineSnapshot, LoadMode } from './engine.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { EngineConfig, EngineSnapshot } from './engine.js';
 import { type Histogram, type LatencyMs, latencyMs, mergeEncoded, newLatencyHistogram } from './histogram.js';
-import { type FromWorker, serveWorker, type ToWorker } from './worker-loop.js';
+import { forkWorker, inProcessWorker, type WorkerHandle } from './worker-handle.js';
+import type { LoadMode } from './schedule.js';
+import type { ToWorker } from './worker-loop.js';
 
 export type { LoadMode };
 
@@ -82,14 +83,6 @@ export interface LoadReport {
   maxScheduleLagMs: number;
 }
 
-interface WorkerHandle {
-  pid: number | undefined;
-  send(msg: ToWorker): void;
-  onMessage(handler: (msg: FromWorker) => void): void;
-  exited: Promise<void>;
-  kill(): void;
-}
-
 interface WorkerState {
   handle: WorkerHandle;
   snapshot: EngineSnapshot | undefined;
@@ -102,55 +95,6 @@ interface WorkerState {
 }
 
 const WORKER_PROGRESS_MS = 1000;
-const here = fileURLToPath(import.meta.url);
-const fromSource = here.endsWith('.ts');
-/** Child processes of every load that is running, so that a caller's cleanup can kill them by PID. */
-export const liveWorkerPids = new Set<number>();
-
-function forkWorker(): WorkerHandle {
-  const entry = here.replace(/run-load\.(ts|js)$/, fromSource ? 'worker.ts' : 'worker.js');
-  const child: ChildProcess = fork(entry, [], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: fromSource ? ['--import', 'tsx'] : [],
-  });
-  const pid = child.pid;
-  if (pid !== undefined) liveWorkerPids.add(pid);
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      if (pid !== undefined) liveWorkerPids.delete(pid);
-      resolve();
-    }),
-  );
-  return {
-    pid,
-    send: (msg) => {
-      if (child.connected) child.send(msg);
-    },
-    onMessage: (handler) => child.on('message', (m) => handler(m as FromWorker)),
-    exited,
-    kill: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    },
-  };
-}
-
-function inProcessWorker(): WorkerHandle {
-  const toWorker = new EventEmitter();
-  const toParent = new EventEmitter();
-  const exited = serveWorker({
-    send: async (msg) => {
-      setImmediate(() => toParent.emit('message', msg));
-    },
-    onMessage: (handler) => toWorker.on('message', handler),
-  });
-  return {
-    pid: undefined,
-    send: (msg) => setImmediate(() => toWorker.emit('message', msg)),
-    onMessage: (handler) => toParent.on('message', handler),
-    exited,
-    kill: () => {},
-  };
-}
 
 /**
  * The source address of load process `index` when the target is on loopback: one (source, target)
@@ -185,62 +129,93 @@ function describeMode(mode: LoadMode): string {
 }
 
 export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
-  const n = opts.tokens.length;
-  const procs = Math.max(0, Math.min(opts.procs, Math.max(1, n)));
-  const sizes = splitSizes(n, Math.max(1, procs));
-  const drainMs = opts.drainMs ?? 5000;
-  const progressEveryMs = opts.progressEveryMs ?? 1000;
-  const connectPhaseMs = Math.ceil((n / Math.max(1, opts.rampPerSec)) * 1000) + 15_000;
+  const run = new LoadRun(opts);
+  try {
+    await run.phases();
+  } finally {
+    await run.close();
+  }
+  return run.report();
+}
 
-  const workers: WorkerState[] = [];
-  let offset = 0;
-  for (const [index, size] of sizes.entries()) {
-    const localAddress = sourceAddress(opts.url, index, procs);
-    const share = n === 0 ? 0 : size / n;
-    const mode: LoadMode =
-      opts.mode.kind === 'rate' ? { kind: 'rate', framesPerSec: opts.mode.framesPerSec * share } : opts.mode;
-    const config: EngineConfig = {
-      url: opts.url,
-      tokens: opts.tokens.slice(offset, offset + size),
-      mode,
-      metadataKeys: opts.metadataKeys,
-      rampPerSec: Math.max(1, opts.rampPerSec * share),
-      connectPhaseMs,
-      requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
-      drainMs,
-      ...(localAddress ? { localAddress } : {}),
-    };
-    offset += size;
-    const handle = procs === 0 ? inProcessWorker() : forkWorker();
-    const w: WorkerState = {
-      handle,
-      snapshot: undefined,
-      connected: false,
-      done: false,
-      exited: false,
-      total: '',
-      runWindows: newLatencyHistogram(),
-    };
-    workers.push(w);
-    void handle.exited.then(() => {
-      w.exited = true;
+/** One load: its workers, its phase, and the progress merged from what they report. */
+class LoadRun {
+  private readonly n: number;
+  private readonly procs: number;
+  private readonly drainMs: number;
+  private readonly connectPhaseMs: number;
+  private readonly workers: WorkerState[] = [];
+  private phase: LoadPhase = 'connecting';
+  private phaseStart = performance.now();
+  /** Latency windows since the last progress report. */
+  private recent = newLatencyHistogram();
+  private lastAcked = 0;
+  private lastReportAt = performance.now();
+  private readonly changed = new EventEmitter();
+  private readonly progressTimer: NodeJS.Timeout;
+  private readonly aborted: Promise<void>;
+  private windowMs = 0;
+
+  constructor(private readonly opts: LoadOptions) {
+    this.n = opts.tokens.length;
+    this.procs = Math.max(0, Math.min(opts.procs, Math.max(1, this.n)));
+    this.drainMs = opts.drainMs ?? 5000;
+    this.connectPhaseMs = Math.ceil((this.n / Math.max(1, opts.rampPerSec)) * 1000) + 15_000;
+    this.startWorkers();
+    this.progressTimer = setInterval(() => this.reportProgress(), opts.progressEveryMs ?? 1000);
+    this.aborted = new Promise<void>((resolve) => {
+      if (opts.signal?.aborted) resolve();
+      opts.signal?.addEventListener('abort', () => resolve(), { once: true });
     });
-    handle.send({ type: 'init', config, progressEveryMs: WORKER_PROGRESS_MS });
   }
 
-  // Progress: the latest snapshot of each worker, plus the latency windows since the last report.
-  let phase: LoadPhase = 'connecting';
-  let phaseStart = performance.now();
-  let recent = newLatencyHistogram();
-  let lastAcked = 0;
-  let lastReportAt = performance.now();
-  const changed = new EventEmitter();
-  for (const w of workers) {
+  /** Starts one worker per share of the agents and sends each its part of the load. */
+  private startWorkers(): void {
+    const { opts, n, procs } = this;
+    let offset = 0;
+    for (const [index, size] of splitSizes(n, Math.max(1, procs)).entries()) {
+      const localAddress = sourceAddress(opts.url, index, procs);
+      const share = n === 0 ? 0 : size / n;
+      const mode: LoadMode =
+        opts.mode.kind === 'rate' ? { kind: 'rate', framesPerSec: opts.mode.framesPerSec * share } : opts.mode;
+      const config: EngineConfig = {
+        url: opts.url,
+        tokens: opts.tokens.slice(offset, offset + size),
+        mode,
+        metadataKeys: opts.metadataKeys,
+        rampPerSec: Math.max(1, opts.rampPerSec * share),
+        connectPhaseMs: this.connectPhaseMs,
+        requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
+        drainMs: this.drainMs,
+        ...(localAddress ? { localAddress } : {}),
+      };
+      offset += size;
+      const handle = procs === 0 ? inProcessWorker() : forkWorker();
+      const w: WorkerState = {
+        handle,
+        snapshot: undefined,
+        connected: false,
+        done: false,
+        exited: false,
+        total: '',
+        runWindows: newLatencyHistogram(),
+      };
+      this.workers.push(w);
+      void handle.exited.then(() => {
+        w.exited = true;
+      });
+      handle.send({ type: 'init', config, progressEveryMs: WORKER_PROGRESS_MS });
+      this.listen(w);
+    }
+  }
+
+  /** Keeps the latest snapshot of `w`, plus its latency windows. */
+  private listen(w: WorkerState): void {
     w.handle.onMessage((msg) => {
       if (msg.type === 'stopped') return;
       w.snapshot = msg.snapshot;
       if (msg.type === 'progress' || msg.type === 'done') {
-        mergeEncoded(recent, msg.window);
+        mergeEncoded(this.recent, msg.window);
         mergeEncoded(w.runWindows, msg.window);
       }
       if (msg.type === 'connected') w.connected = true;
@@ -248,16 +223,16 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
         w.done = true;
         w.total = msg.total;
       }
-      changed.emit('change');
+      this.changed.emit('change');
     });
-    void w.handle.exited.then(() => changed.emit('change'));
+    void w.handle.exited.then(() => this.changed.emit('change'));
   }
 
-  const aggregate = (): LoadProgress => {
+  private aggregate(): LoadProgress {
     const p: LoadProgress = {
-      phase,
-      elapsedMs: performance.now() - phaseStart,
-      agents: n,
+      phase: this.phase,
+      elapsedMs: performance.now() - this.phaseStart,
+      agents: this.n,
       live: 0,
       connected: 0,
       sent: 0,
@@ -267,7 +242,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       framesPerSec: 0,
       recentP99Ms: 0,
     };
-    for (const w of workers) {
+    for (const w of this.workers) {
       const s = w.snapshot;
       if (!s) continue;
       p.live += w.exited ? 0 : s.live;
@@ -278,129 +253,135 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       for (const [k, v] of Object.entries(s.errors)) p.errors[k] = (p.errors[k] ?? 0) + v;
     }
     return p;
-  };
-  const reportProgress = (): void => {
-    const p = aggregate();
-    const now = performance.now();
-    p.framesPerSec = ((p.acked - lastAcked) * 1000) / Math.max(1, now - lastReportAt);
-    p.recentP99Ms = latencyMs(recent).p99;
-    lastAcked = p.acked;
-    lastReportAt = now;
-    recent = newLatencyHistogram();
-    opts.onProgress?.(p);
-  };
-  const progressTimer = setInterval(reportProgress, progressEveryMs);
+  }
 
-  const aborted = new Promise<void>((resolve) => {
-    if (opts.signal?.aborted) resolve();
-    opts.signal?.addEventListener('abort', () => resolve(), { once: true });
-  });
+  private reportProgress(): void {
+    const p = this.aggregate();
+    const now = performance.now();
+    p.framesPerSec = ((p.acked - this.lastAcked) * 1000) / Math.max(1, now - this.lastReportAt);
+    p.recentP99Ms = latencyMs(this.recent).p99;
+    this.lastAcked = p.acked;
+    this.lastReportAt = now;
+    this.recent = newLatencyHistogram();
+    this.opts.onProgress?.(p);
+  }
+
   /** Resolves when `pred` holds for every worker (or it exited), on abort, or after `ms`. */
-  const waitAll = (pred: (w: WorkerState) => boolean, ms: number): Promise<void> =>
-    new Promise((resolve) => {
+  private waitAll(pred: (w: WorkerState) => boolean, ms: number): Promise<void> {
+    return new Promise((resolve) => {
       const check = () => {
-        if (workers.every((w) => w.exited || pred(w))) finish();
+        if (this.workers.every((w) => w.exited || pred(w))) finish();
       };
       const timer = setTimeout(() => finish(), ms);
       const finish = () => {
         clearTimeout(timer);
-        changed.off('change', check);
+        this.changed.off('change', check);
         resolve();
       };
-      changed.on('change', check);
-      void aborted.then(finish);
+      this.changed.on('change', check);
+      void this.aborted.then(finish);
       check();
     });
+  }
 
-  const pause = (ms: number): Promise<void> => Promise.race([sleep(ms), aborted]);
-  const broadcast = (msg: ToWorker): void => {
-    for (const w of workers) w.handle.send(msg);
-  };
+  private pause(ms: number): Promise<void> {
+    return Promise.race([sleep(ms, undefined, { ref: false }), this.aborted]);
+  }
 
-  let windowMs = 0;
-  try {
-    await waitAll((w) => w.connected, connectPhaseMs + 10_000);
-    const connected = aggregate().connected;
-    if (!opts.signal?.aborted) await opts.onConnected?.(aggregate());
-    if (connected > 0 && !opts.signal?.aborted) {
-      const warmupMs = opts.warmupMs ?? 0;
-      const enter = (p: LoadPhase) => {
-        phase = p;
-        phaseStart = performance.now();
-      };
-      if (warmupMs > 0) {
-        enter('warmup');
-        broadcast({ type: 'load', measure: false });
-        await pause(warmupMs);
-        if (!opts.signal?.aborted) await opts.onMeasureStart?.();
-        broadcast({ type: 'measure' });
-      } else {
-        await opts.onMeasureStart?.();
-        broadcast({ type: 'load', measure: true });
-      }
-      enter('running');
-      const windowStart = performance.now();
-      await pause(opts.durationMs);
-      broadcast({ type: 'unmeasure' });
-      windowMs = performance.now() - windowStart;
-      enter('cooldown');
-      if (!opts.signal?.aborted) await opts.onMeasureEnd?.();
-      if (opts.cooldownMs) await pause(opts.cooldownMs);
-      broadcast({ type: 'finish' });
-      await waitAll((w) => w.done, drainMs + 15_000);
+  private broadcast(msg: ToWorker): void {
+    for (const w of this.workers) w.handle.send(msg);
+  }
+
+  private enter(phase: LoadPhase): void {
+    this.phase = phase;
+    this.phaseStart = performance.now();
+  }
+
+  /** Connect, warm-up, the measured window, cool-down, drain: every wait bounded or cut by abort. */
+  async phases(): Promise<void> {
+    const { opts } = this;
+    const isAborted = () => opts.signal?.aborted === true;
+    await this.waitAll((w) => w.connected, this.connectPhaseMs + 10_000);
+    const connected = this.aggregate().connected;
+    if (!isAborted()) await opts.onConnected?.(this.aggregate());
+    if (connected === 0 || isAborted()) return;
+    const warmupMs = opts.warmupMs ?? 0;
+    if (warmupMs > 0) {
+      this.enter('warmup');
+      this.broadcast({ type: 'load', measure: false });
+      await this.pause(warmupMs);
+      if (!isAborted()) await opts.onMeasureStart?.();
+      this.broadcast({ type: 'measure' });
+    } else {
+      await opts.onMeasureStart?.();
+      this.broadcast({ type: 'load', measure: true });
     }
-  } finally {
-    phase = 'closing';
-    phaseStart = performance.now();
-    clearInterval(progressTimer);
-    for (const w of workers) w.handle.send({ type: 'stop' });
-    await Promise.race([Promise.all(workers.map((w) => w.handle.exited)), sleep(15_000)]);
-    for (const w of workers) w.handle.kill();
+    this.enter('running');
+    const windowStart = performance.now();
+    await this.pause(opts.durationMs);
+    this.broadcast({ type: 'unmeasure' });
+    this.windowMs = performance.now() - windowStart;
+    this.enter('cooldown');
+    if (!isAborted()) await opts.onMeasureEnd?.();
+    if (opts.cooldownMs) await this.pause(opts.cooldownMs);
+    this.broadcast({ type: 'finish' });
+    await this.waitAll((w) => w.done, this.drainMs + 15_000);
   }
 
-  const final = aggregate();
-  const total = newLatencyHistogram();
-  let disconnects = 0;
-  let maxLag = 0;
-  const skipped = { disconnected: 0, inflightCap: 0 };
-  const ackedByMethod = { stats: 0, metadata: 0 };
-  const allFrames = { acked: { stats: 0, metadata: 0 }, unknown: 0 };
-  for (const w of workers) {
-    if (w.total) mergeEncoded(total, w.total);
-    else total.add(w.runWindows);
-    const s = w.snapshot;
-    if (!s) continue;
-    ackedByMethod.stats += s.ackedByMethod.stats;
-    ackedByMethod.metadata += s.ackedByMethod.metadata;
-    allFrames.acked.stats += s.allFrames.acked.stats;
-    allFrames.acked.metadata += s.allFrames.acked.metadata;
-    allFrames.unknown += s.allFrames.unknown;
-    disconnects += s.disconnects;
-    maxLag = Math.max(maxLag, s.maxScheduleLagMs);
-    skipped.disconnected += s.skipped.disconnected;
-    skipped.inflightCap += s.skipped.inflightCap;
+  /** Tells every worker to stop, waits (bounded) for their exits, then kills what is left. */
+  async close(): Promise<void> {
+    this.enter('closing');
+    clearInterval(this.progressTimer);
+    for (const w of this.workers) w.handle.send({ type: 'stop' });
+    await Promise.race([
+      Promise.all(this.workers.map((w) => w.handle.exited)),
+      sleep(15_000, undefined, { ref: false }),
+    ]);
+    for (const w of this.workers) w.handle.kill();
   }
-  const durationS = Math.round(windowMs) / 1000;
-  return {
-    agents: n,
-    durationS,
-    sent: final.sent,
-    acked: final.acked,
-    ackedByMethod,
-    allFrames,
-    errors: final.errors,
-    framesPerSec: durationS > 0 ? Math.round((final.acked / durationS) * 10) / 10 : 0,
-    latencyMs: latencyMs(total),
-    connected: final.connected,
-    reconnects: final.reconnects,
-    disconnects,
-    skipped,
-    mode: describeMode(opts.mode),
-    procs,
-    maxScheduleLagMs: maxLag,
-  };
-}
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
+  /** The merged report of every worker's final snapshot and histogram. */
+  report(): LoadReport {
+    const final = this.aggregate();
+    const total = newLatencyHistogram();
+    let disconnects = 0;
+    let maxLag = 0;
+    const skipped = { disconnected: 0, inflightCap: 0 };
+    const ackedByMethod = { stats: 0, metadata: 0 };
+    const allFrames = { acked: { stats: 0, metadata: 0 }, unknown: 0 };
+    for (const w of this.workers) {
+      if (w.total) mergeEncoded(total, w.total);
+      else total.add(w.runWindows);
+      const s = w.snapshot;
+      if (!s) continue;
+      ackedByMethod.stats += s.ackedByMethod.stats;
+      ackedByMethod.metadata += s.ackedByMethod.metadata;
+      allFrames.acked.stats += s.allFrames.acked.stats;
+      allFrames.acked.metadata += s.allFrames.acked.metadata;
+      allFrames.unknown += s.allFrames.unknown;
+      disconnects += s.disconnects;
+      maxLag = Math.max(maxLag, s.maxScheduleLagMs);
+      skipped.disconnected += s.skipped.disconnected;
+      skipped.inflightCap += s.skipped.inflightCap;
+    }
+    const durationS = Math.round(this.windowMs) / 1000;
+    return {
+      agents: this.n,
+      durationS,
+      sent: final.sent,
+      acked: final.acked,
+      ackedByMethod,
+      allFrames,
+      errors: final.errors,
+      framesPerSec: durationS > 0 ? Math.round((final.acked / durationS) * 10) / 10 : 0,
+      latencyMs: latencyMs(total),
+      connected: final.connected,
+      reconnects: final.reconnects,
+      disconnects,
+      skipped,
+      mode: describeMode(this.opts.mode),
+      procs: this.procs,
+      maxScheduleLagMs: maxLag,
+    };
+  }
 }

@@ -1,5 +1,6 @@
 // CPU time and resident memory of a process (and of PostgreSQL's backends), read from /proc.
 import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Linux reports utime/stime in clock ticks of 1/100 s (USER_HZ). */
 const MS_PER_TICK = 10;
@@ -30,6 +31,17 @@ export function rssKiB(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** Median of a few RSS samples of `pid` (KiB): one sample can land just before or after a GC. */
+export async function settledRss(pid: number, o: { samples?: number; everyMs?: number } = {}): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < (o.samples ?? 5); i++) {
+    if (i > 0) await sleep(o.everyMs ?? 400);
+    xs.push(rssKiB(pid));
+  }
+  xs.sort((a, b) => a - b);
+  return xs[Math.floor(xs.length / 2)]!;
 }
 
 /** PIDs whose parent is `ppid` (e.g. PostgreSQL's backends under its postmaster). */
