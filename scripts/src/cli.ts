@@ -69,6 +69,14 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       return { options: m.BENCH_OPTIONS, main: m.main };
     },
   },
+  lifecycle: {
+    summary:
+      'data lifecycle figures: migration 5 of N rows, disk, rollup, drop vs DELETE, the stall of frames during a pass',
+    load: async () => {
+      const m = await import('./lifecycle.js');
+      return { options: m.LIFECYCLE_OPTIONS, main: m.main };
+    },
+  },
   staleness: {
     summary: 'replicas on one database: time from an identity change until the sessions reflect it',
     load: async () => {

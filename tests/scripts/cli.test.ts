@@ -11,6 +11,7 @@ import { BENCH_OPTIONS } from '../../scripts/src/bench.ts';
 import { ECHO_OPTIONS } from '../../scripts/src/bench/echo-server.ts';
 import { COMMANDS } from '../../scripts/src/cli.ts';
 import { FUZZ_OPTIONS } from '../../scripts/src/fuzz.ts';
+import { LIFECYCLE_OPTIONS } from '../../scripts/src/lifecycle.ts';
 import { LOADTEST_OPTIONS } from '../../scripts/src/loadtest.ts';
 import { MAINTAIN_OPTIONS } from '../../scripts/src/maintain.ts';
 import { MIGRATE_OPTIONS } from '../../scripts/src/migrate.ts';
@@ -36,6 +37,7 @@ const TABLES: Record<string, OptionTable> = {
   scrape: SCRAPE_OPTIONS,
   maintain: MAINTAIN_OPTIONS,
   usage: USAGE_OPTIONS,
+  lifecycle: LIFECYCLE_OPTIONS,
 };
 
 interface Run {
