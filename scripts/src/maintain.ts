@@ -9,7 +9,7 @@ import { resolveDatabase } from '@agentgate/gateway/ops/embedded-postgres';
 import { type OptionTable, parse } from '@agentgate/gateway/options';
 import { connect } from '@agentgate/gateway/store/db';
 import { checkDatabase } from '@agentgate/gateway/store/db-check';
-import { runMaintenancePass } from '@agentgate/gateway/store/maintenance-pass';
+import { type PassResult, runMaintenancePass } from '@agentgate/gateway/store/maintenance-pass';
 import { requireCurrentSchema } from '@agentgate/gateway/store/migrate';
 
 export const MAINTAIN_OPTIONS = { ...DATABASE_OPTIONS, ...RETENTION_OPTIONS } as const satisfies OptionTable;
@@ -24,15 +24,26 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     // No statement_timeout: the rollup of a big day takes seconds.
     sql = connect(db.url, { max: 1, applicationName: 'agentgate-maintain', prepare: false });
     await requireCurrentSchema(sql);
-    const result = await runMaintenancePass(sql, {
-      statsRetentionMs: args.statsRetentionMs,
-      rollupRetentionMs: args.rollupRetentionMs,
-      runner: `${hostname()}:${process.pid} maintain`,
-      wait: true,
-    });
-    const { partitionsCreated, daysRolledUp, partitionsDropped, rollupRowsDeleted } = result!;
+    let result: PassResult;
+    let failure: string | undefined;
+    try {
+      result = (await runMaintenancePass(sql, {
+        statsRetentionMs: args.statsRetentionMs,
+        rollupRetentionMs: args.rollupRetentionMs,
+        runner: `${hostname()}:${process.pid} maintain`,
+        wait: true,
+      }))!;
+    } catch (err) {
+      // Some days failed, the others were done: what was done, then one line naming the failures.
+      const partial = (err as { result?: PassResult }).result;
+      if (!partial) throw err;
+      [result, failure] = [partial, (err as Error).message];
+    }
+    const { partitionsCreated, daysRolledUp, partitionsDropped, rollupRowsDeleted } = result;
     console.log(JSON.stringify({ partitionsCreated, daysRolledUp, partitionsDropped, rollupRowsDeleted }));
-    return 0;
+    if (failure === undefined) return 0;
+    process.stderr.write(`agentgate maintain: the pass failed for some days (the next pass tries again): ${failure}\n`);
+    return 1;
   } finally {
     await sql?.end({ timeout: 5 });
     await db.stop();

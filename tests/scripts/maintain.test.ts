@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { connect } from '../../gateway/src/store/db.ts';
+import { createStatsPartition } from '../../gateway/src/store/maintenance.ts';
 import { migrate } from '../../gateway/src/store/migrate.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createFixture, type DbFixture } from '../helpers/db-fixtures.ts';
 import { freshDatabase, serverUrl, type TestDatabase } from '../helpers/db.ts';
-import { dbDay, insertRaw, partitionOf, type RawStats, rowsOn, seeded } from '../helpers/stats-rows.ts';
+import { dbDay, insertRaw, partitionOf, type RawStats, randomIds, rowsOn, seeded } from '../helpers/stats-rows.ts';
 
 const KEYS = ['partitionsCreated', 'daysRolledUp', 'partitionsDropped', 'rollupRowsDeleted'];
 
@@ -149,6 +150,26 @@ describe('agentgate maintain and agentgate usage', () => {
     assert.match(lines[2]!, /^TEMPLATE\s+WORKSPACES\s+REPORTS\s+BYTES IN\s+BYTES OUT\s+DAYS WITH USAGE$/);
     assert.match(lines[3]!, /^python\s+2\s+50\s+\d+\.\d (KiB|MiB|GiB)\s+\d+\.\d (KiB|MiB|GiB)\s+1$/);
     assert.match(lines[4]!, /^go\s+1\s+10\s/);
+  });
+
+  test('maintain: a day that fails is named in one line, exit 1, after the JSON of what was done', async () => {
+    const broken = await dbDay(db.sql, -20);
+    const gw = connect(db.url, { max: 1, prepare: false });
+    try {
+      await createStatsPartition(gw, broken, 1000);
+    } finally {
+      await gw.end({ timeout: 5 });
+    }
+    await insertRaw(db.sql, rowsOn(broken, randomIds(), 3, seeded(9)));
+    await db.sql`revoke select on ${db.sql(partitionOf(broken))} from ${db.sql(new URL(db.url).username)}`;
+    const r = await runCli(['maintain', '--database-url', db.url, '--stats-retention', '0']);
+    assert.equal(r.code, 1, r.stderr);
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(out), KEYS);
+    assert.deepEqual(out['daysRolledUp'], []);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^agentgate maintain: the pass failed .*rollup ${broken}: permission denied`));
+    await db.sql`grant select on ${db.sql(partitionOf(broken))} to ${db.sql(new URL(db.url).username)}`;
   });
 
   test('maintain and usage on a schema older than theirs: one line, exit 1', async () => {
