@@ -124,13 +124,20 @@ function format(out: { conversion?: ConversionResult; day?: DayResult; stall?: S
     );
   }
   for (const r of out.stall ?? []) {
+    const during = r.pass
+      ? { from: r.pass.startsAfterMs, to: r.pass.startsAfterMs + r.pass.seconds * 1000 + 1000 }
+      : undefined;
+    const inPass = (s: { atMs: number }) => during !== undefined && s.atMs >= during.from && s.atMs <= during.to;
+    const worst = (xs: { p99: number }[]) => (xs.length ? Math.max(...xs.map((x) => x.p99)).toFixed(1) : '-');
     const waits = Object.entries(r.lockWaits.byMode)
       .map(([mode, w]) => `${mode} ${w.count}x max ${w.maxMs.toFixed(1)} ms`)
       .join(', ');
     lines.push(
       `load ${r.label}: ${r.framesPerSec.toFixed(0)} frames/s acked, errors ${JSON.stringify(r.errors)}, ` +
         `ack ms p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} max ${r.latencyMs.max}; ` +
-        `lock waits > 10 ms: ${waits || 'none'}; lock timeouts ${r.lockWaits.lockTimeouts}` +
+        `worst 1-s p99 ${worst(r.perSecondP99Ms.filter((x) => !inPass(x)))} ms` +
+        (during ? ` (seconds of the pass: ${worst(r.perSecondP99Ms.filter(inPass))} ms)` : '') +
+        `; lock waits > 10 ms: ${waits || 'none'}; lock timeouts ${r.lockWaits.lockTimeouts}` +
         (r.pass
           ? `; pass ${r.pass.seconds.toFixed(2)} s from ${(r.pass.startsAfterMs / 1000).toFixed(1)} s: ${JSON.stringify(r.pass.result)}`
           : ''),

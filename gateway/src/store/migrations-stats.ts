@@ -5,7 +5,7 @@
 // into a partition of their own day. An existing table is converted in this transaction: its rows
 // are copied into day partitions (one per UTC day it holds, plus yesterday to 3 days ahead)
 // before the keys exist, and the keys are built once at the end, which is faster than inserting
-// into indexed tables (5 million rows in about 26 s here; README).
+// into indexed tables (5 million rows in 17 to 31 s on the 2-core VM; BENCHMARKS.md).
 export const statsPartitionsAndRollup = /* sql */ `
 set local maintenance_work_mem = '256MB';
 alter table workspace_agent_stats rename to workspace_agent_stats_unpartitioned;

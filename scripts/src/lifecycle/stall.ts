@@ -57,6 +57,8 @@ export interface StallRun {
   errors: Record<string, number>;
   latencyMs: LatencyMs;
   lockWaits: LockWaits;
+  /** The p99 ack latency of each second of the window, by when the second ended (ms into the window). */
+  perSecondP99Ms: { atMs: number; p99: number }[];
   pass?: { startsAfterMs: number; seconds: number; result: PassResult };
 }
 
@@ -134,6 +136,7 @@ async function loadWindow(
   o.log(`stall: ${o.rate} stats frames/s for ${o.durationMs / 1000} s, ${label} ...`);
   let windowStart = 0;
   let passRun: Promise<StallRun['pass']> | undefined;
+  const perSecondP99Ms: StallRun['perSecondP99Ms'] = [];
   const report = await runLoad({
     url,
     tokens,
@@ -145,6 +148,11 @@ async function loadWindow(
     procs: 1,
     rampPerSec: 2000,
     signal: o.signal,
+    progressEveryMs: 1000,
+    onProgress: (p) => {
+      if (p.phase === 'running')
+        perSecondP99Ms.push({ atMs: Math.round(performance.now() - windowStart), p99: p.recentP99Ms });
+    },
     onMeasureStart: () => {
       windowStart = performance.now();
       if (passDays) passRun = runPassLater(o, Math.min(5000, o.durationMs / 4), windowStart);
@@ -159,6 +167,7 @@ async function loadWindow(
     errors: report.errors,
     latencyMs: report.latencyMs,
     lockWaits: o.lockLog.between(windowStart, windowEnd),
+    perSecondP99Ms,
     ...(pass ? { pass } : {}),
   };
 }
