@@ -9,7 +9,7 @@ import { migrate } from '@agentgate/gateway/store/migrate';
 const DAY_MS = 86_400_000;
 const CHUNK = 500_000;
 
-export interface Disk {
+interface Disk {
   rows: number;
   heapBytes: number;
   indexBytes: number;
