@@ -32,9 +32,21 @@ function table<T extends { [N in keyof T & string]: readonly [summary: string, l
 const TABLE = table({
   serve: ['run the gateway (what `npm start` runs); every option is also an env var', () => import('./serve.js')],
   migrate: ['apply the database migrations (idempotent)', () => import('./migrate.js')],
+  maintain: [
+    'run one maintenance pass (partitions, rollup, retention) and print what it did as JSON',
+    () => import('./maintain.js'),
+  ],
+  usage: [
+    'the daily rollup as a report: workspaces, reports, bytes and days with usage per template or workspace',
+    () => import('./usage.js'),
+  ],
   seed: ['create agents to test with and write their tokens', () => import('./seed.js')],
   loadtest: ['hold N agent sockets, drive stats and metadata, report latency', () => import('./loadtest.js')],
   bench: ['echo server vs gateway cached vs uncached, under the same load', () => import('./bench.js')],
+  lifecycle: [
+    'data lifecycle figures: migration 5 of N rows, disk, rollup, drop vs DELETE, the stall of frames during a pass',
+    () => import('./lifecycle.js'),
+  ],
   staleness: [
     'replicas on one database: time from an identity change until the sessions reflect it',
     () => import('./staleness.js'),

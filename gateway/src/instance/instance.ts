@@ -11,6 +11,7 @@ import type { Logger } from '../ops/log.js';
 import { UsageError } from '../options.js';
 import { connect, pgDb } from '../store/db.js';
 import { IdentityListener } from '../store/identity-listener.js';
+import { MaintenanceTimer } from './maintenance-timer.js';
 
 export interface InstanceOptions {
   config: Config;
@@ -48,12 +49,14 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
   const probe = connect(databaseUrl, { max: 1, applicationName: 'agentgate-health', connectTimeoutS: 2 });
   // SPEC §8: one dedicated LISTEN connection, direct to PostgreSQL (not through a transaction pooler).
   const identityFeed = new IdentityListener(config.listenDatabaseUrl ?? databaseUrl, { clock: systemClock, log });
+  let maintenance: MaintenanceTimer | undefined;
   const endPools = (timeoutS: number) =>
     Promise.allSettled([
       sql.end({ timeout: timeoutS }),
       batchSql.end({ timeout: timeoutS }),
       probe.end({ timeout: Math.min(1, timeoutS) }),
       identityFeed.stop(),
+      maintenance?.stop(Math.min(1, timeoutS)),
     ]);
 
   const gateway = new Gateway({
@@ -95,6 +98,17 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
   gateway.start();
   // Its notifications refresh the sessions they name; endPools stops it.
   identityFeed.start(gateway.identitySink);
+  // SPEC §10: a pass now and every interval; one process of the fleet at a time. endPools stops it.
+  maintenance = new MaintenanceTimer({
+    databaseUrl: config.listenDatabaseUrl ?? databaseUrl,
+    intervalMs: config.maintenanceIntervalMs,
+    statsRetentionMs: config.statsRetentionMs,
+    rollupRetentionMs: config.rollupRetentionMs,
+    metrics: gateway.parts.metrics,
+    log,
+    clock: systemClock,
+  });
+  maintenance.start();
 
   return {
     gateway,

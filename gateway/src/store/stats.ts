@@ -44,7 +44,7 @@ export function insertStatsBatch(sql: Sql, rows: StatsRow[]) {
       "connectionsByProto" text, "connectionCount" bigint, "rxPackets" bigint, "rxBytes" bigint,
       "txPackets" bigint, "txBytes" bigint, "connectionMedianLatencyMs" float8, "sessionCountVscode" bigint,
       "sessionCountJetbrains" bigint, "sessionCountReconnectingPty" bigint, "sessionCountSsh" bigint)
-    on conflict (id) do nothing`;
+    on conflict (id, created_at) do nothing`;
 }
 
 const POOL = 4096;
