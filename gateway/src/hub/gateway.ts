@@ -175,6 +175,7 @@ export class Gateway implements GatewayApi {
     const { metrics, registry, buffer } = this.core;
     metrics.sessions.set(registry.size);
     metrics.writeBufferUsed.set(buffer.size);
+    metrics.writeBufferCapacity.set(buffer.capacity);
     metrics.databaseUp.set(this.health.up ? 1 : 0);
   }
 

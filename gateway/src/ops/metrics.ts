@@ -52,6 +52,8 @@ export class GatewayMetrics {
   readonly agentMetricsDropped: client.Counter;
   readonly refreshOutcomes: client.Counter<'outcome'>;
   readonly writeBufferUsed: client.Gauge;
+  /** The bound of writeBufferUsed (`--write-buffer`; with workers each one's share, summed). */
+  readonly writeBufferCapacity: client.Gauge;
   private readonly notifications = {} as Record<NotificationKind, client.Counter.Internal>;
   private readonly pushed = {} as Record<PushTrigger, client.Counter.Internal>;
   /** 1 while the LISTEN connection is up (SPEC §8). */
@@ -165,6 +167,11 @@ export class GatewayMetrics {
       help: 'Frames waiting for the database (queued or in a batch in flight).',
       registers,
     });
+    this.writeBufferCapacity = new client.Gauge({
+      name: 'agentgate_write_buffer_capacity_frames',
+      help: 'Frames that may wait for the database at most (--write-buffer); beyond, frames are answered -32002.',
+      registers,
+    });
     const notifications = new client.Counter({
       name: 'agentgate_identity_notifications_total',
       help: 'NOTIFYs received on agentgate_identity, by the id they named (or all, or malformed).',
@@ -198,8 +205,9 @@ export class GatewayMetrics {
     });
     this.identityListening = new client.Gauge({
       name: 'agentgate_identity_listening',
-      help: '1 while the LISTEN connection for identity changes is up.',
+      help: '1 while the LISTEN connection for identity changes is up (the lowest of all workers).',
       registers,
+      aggregator: 'min',
     });
   }
 
