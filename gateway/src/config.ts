@@ -24,6 +24,26 @@ export const DATABASE_OPTIONS = {
   },
 } as const satisfies OptionTable;
 
+/** The retention options that `serve` and `maintain` share (SPEC §1, §10); `0` keeps data forever. */
+export const RETENTION_OPTIONS = {
+  statsRetentionMs: {
+    flag: '--stats-retention',
+    env: 'AGENTGATE_STATS_RETENTION',
+    kind: 'duration',
+    default: '2d',
+    min: 0,
+    help: 'raw stats rows older than this are dropped, a whole UTC day at a time, once rolled up; 0 keeps them',
+  },
+  rollupRetentionMs: {
+    flag: '--stats-rollup-retention',
+    env: 'AGENTGATE_STATS_ROLLUP_RETENTION',
+    kind: 'duration',
+    default: '400d',
+    min: 0,
+    help: 'daily rollup rows older than this are deleted; 0 keeps them',
+  },
+} as const satisfies OptionTable;
+
 /** The options of `agentgate serve`, in the order of SPEC §1's table. */
 export const SERVE_OPTIONS = {
   databaseUrl: DATABASE_OPTIONS.databaseUrl,
@@ -149,7 +169,16 @@ export const SERVE_OPTIONS = {
     env: 'AGENTGATE_LISTEN_DATABASE_URL',
     kind: 'postgres-url',
     defaultHelp: 'DATABASE_URL',
-    help: 'the connection that LISTENs for identity changes; set it when DATABASE_URL goes through a transaction-pooling proxy',
+    help: 'the connection that LISTENs for identity changes (and holds the maintenance lock); set it when DATABASE_URL goes through a transaction-pooling proxy',
+  },
+  ...RETENTION_OPTIONS,
+  maintenanceIntervalMs: {
+    flag: '--maintenance-interval',
+    env: 'AGENTGATE_MAINTENANCE_INTERVAL',
+    kind: 'duration',
+    default: '10m',
+    min: 10,
+    help: 'how often a maintenance pass runs (partitions, rollup, retention); one process of the fleet at a time',
   },
   dataDir: DATABASE_OPTIONS.dataDir,
 } as const satisfies OptionTable;
@@ -175,6 +204,9 @@ export const ConfigSchema = Type.Object({
   metricsListenHost: Type.Optional(Type.String({ minLength: 1 })),
   metricsListenPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   listenDatabaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  statsRetentionMs: Type.Integer({ minimum: 0 }),
+  rollupRetentionMs: Type.Integer({ minimum: 0 }),
+  maintenanceIntervalMs: Type.Integer({ minimum: 10 }),
 });
 export type Config = Static<typeof ConfigSchema>;
 const checkConfig = TypeCompiler.Compile(ConfigSchema);

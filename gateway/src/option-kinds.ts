@@ -17,7 +17,7 @@ export interface Listen {
 export interface KindValues {
   /** Any non-empty text. */
   string: string;
-  /** `500ms`, `30s`, `5m`, `1h`; in milliseconds (min/max in milliseconds too). */
+  /** `500ms`, `30s`, `5m`, `1h`, `2d` (or `0`); in milliseconds (min/max in milliseconds too). */
   duration: number;
   int: number;
   /** A decimal number such as a fraction: `0.25`. */
@@ -34,6 +34,10 @@ export interface KindValues {
   'out-file': string;
   /** A count (min/max apply), or `auto` for one per CPU. */
   'count-or-auto': number | 'auto';
+  /** One item of `choices`. */
+  choice: string;
+  /** A flag without a value (`--json`): true when given; `on`/`off` from an env var or `--json=off`. */
+  switch: boolean;
 }
 export type Kind = keyof KindValues;
 
@@ -48,7 +52,7 @@ export interface OptionSpec {
   readonly required?: boolean;
   readonly min?: number;
   readonly max?: number;
-  /** The items a `list` may hold. */
+  /** The items a `list` may hold, or the values a `choice` may take. */
   readonly choices?: readonly string[];
   /** The value's placeholder in --help (`N`, `FILE`); a kind's own by default. */
   readonly arg?: string;
@@ -69,10 +73,13 @@ export const PLACEHOLDER: Record<Kind, string> = {
   list: 'A,B',
   'out-file': 'FILE',
   'count-or-auto': 'N|auto',
+  choice: 'A|B',
+  switch: '',
 };
 
 function formatMs(ms: number): string {
   for (const [unit, size] of [
+    ['d', 86_400_000],
     ['h', 3_600_000],
     ['m', 60_000],
     ['s', 1000],
@@ -98,7 +105,7 @@ export function allowed(spec: OptionSpec): string {
         spec.min !== undefined && spec.min > 0 ? `at least ${formatMs(spec.min)}` : '',
         spec.max !== undefined ? `at most ${formatMs(spec.max)}` : '',
       ].filter(Boolean);
-      return `a duration like 500ms, 30s, 5m or 1h${bounds.length ? ` (${bounds.join(', ')})` : ''}`;
+      return `a duration like 500ms, 30s, 5m, 1h or 2d${bounds.length ? ` (${bounds.join(', ')})` : ''}`;
     }
     case 'int':
       return `an integer${range(spec)}`;
@@ -120,6 +127,10 @@ export function allowed(spec: OptionSpec): string {
       return 'a file path in an existing directory';
     case 'count-or-auto':
       return `auto or an integer${range(spec)}`;
+    case 'choice':
+      return `one of ${(spec.choices ?? []).join(', ')}`;
+    case 'switch':
+      return 'no value (or on or off)';
     case 'string':
       return 'a non-empty string';
   }
@@ -206,6 +217,12 @@ export function convert(spec: OptionSpec, raw: string): KindValues[Kind] | Inval
       if (text.toLowerCase() === 'auto') return 'auto';
       const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
       return Number.isSafeInteger(n) && inRange(n, spec) ? n : new Invalid();
+    }
+    case 'choice':
+      return spec.choices?.includes(text) ? text : new Invalid();
+    case 'switch': {
+      const v = text.toLowerCase();
+      return v === 'on' || v === 'off' ? v === 'on' : new Invalid();
     }
     case 'string':
       return raw === '' ? new Invalid() : raw;

@@ -70,6 +70,7 @@ function readArgv(table: OptionTable, argv: string[]): Map<string, string> {
     if (key === undefined) throw unknownOption(flag, table);
     let value: string | undefined;
     if (eq !== -1) value = arg.slice(eq + 1);
+    else if (table[key]!.kind === 'switch') value = 'on';
     else {
       value = argv[i + 1];
       if (value === undefined || value.startsWith('--')) {
@@ -146,7 +147,8 @@ export function usage(
     else if (spec.defaultHelp !== undefined) details.push(`default: ${spec.defaultHelp}`);
     const limits = constraint(spec);
     if (limits) details.push(limits);
-    return { left: `${spec.flag} ${spec.arg ?? PLACEHOLDER[spec.kind]}`, help: spec.help, details: details.join('; ') };
+    const arg = spec.arg ?? PLACEHOLDER[spec.kind];
+    return { left: arg ? `${spec.flag} ${arg}` : spec.flag, help: spec.help, details: details.join('; ') };
   });
   rows.push({ left: '-h, --help', help: 'print this help', details: '' });
   const width = Math.min(34, Math.max(...rows.map((r) => r.left.length))) + 2;

@@ -34,6 +34,20 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       return { options: m.MIGRATE_OPTIONS, main: m.main };
     },
   },
+  maintain: {
+    summary: 'run one maintenance pass (partitions, rollup, retention) and print what it did as JSON',
+    load: async () => {
+      const m = await import('./maintain.js');
+      return { options: m.MAINTAIN_OPTIONS, main: m.main };
+    },
+  },
+  usage: {
+    summary: 'the daily rollup as a report: workspaces, reports, bytes and days with usage per template or workspace',
+    load: async () => {
+      const m = await import('./usage.js');
+      return { options: m.USAGE_OPTIONS, main: m.main };
+    },
+  },
   seed: {
     summary: 'create agents to test with and write their tokens',
     load: async () => {

@@ -13,11 +13,13 @@ import { ECHO_OPTIONS } from '../../scripts/src/bench/echo-server.ts';
 import { COMMANDS } from '../../scripts/src/cli.ts';
 import { FUZZ_OPTIONS } from '../../scripts/src/fuzz.ts';
 import { LOADTEST_OPTIONS } from '../../scripts/src/loadtest.ts';
+import { MAINTAIN_OPTIONS } from '../../scripts/src/maintain.ts';
 import { MIGRATE_OPTIONS } from '../../scripts/src/migrate.ts';
 import { SEED_OPTIONS } from '../../scripts/src/seed.ts';
 import { STALENESS_OPTIONS } from '../../scripts/src/staleness.ts';
 import { SCRAPE_OPTIONS } from '../../scripts/src/scrape.ts';
 import { SOAK_OPTIONS } from '../../scripts/src/soak.ts';
+import { USAGE_OPTIONS } from '../../scripts/src/usage.ts';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const BIN = path.resolve(here, '../../scripts/bin/agentgate.js');
@@ -33,6 +35,8 @@ const TABLES: Record<string, OptionTable> = {
   fuzz: FUZZ_OPTIONS,
   soak: SOAK_OPTIONS,
   scrape: SCRAPE_OPTIONS,
+  maintain: MAINTAIN_OPTIONS,
+  usage: USAGE_OPTIONS,
 };
 
 interface Run {

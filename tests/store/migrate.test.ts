@@ -96,6 +96,25 @@ const CONTRACT: Record<string, string[]> = {
     'session_count_ssh bigint = 0',
     'usage boolean = false',
   ],
+  workspace_agent_stats_daily: [
+    'day date',
+    'agent_id uuid',
+    'workspace_id uuid',
+    'template_id uuid',
+    'user_id uuid',
+    'reports bigint',
+    'usage_reports bigint',
+    'rx_packets bigint',
+    'rx_bytes bigint',
+    'tx_packets bigint',
+    'tx_bytes bigint',
+    'connection_count_max bigint',
+    'connection_median_latency_ms float8',
+    'session_count_vscode_max bigint',
+    'session_count_jetbrains_max bigint',
+    'session_count_reconnecting_pty_max bigint',
+    'session_count_ssh_max bigint',
+  ],
 };
 
 const TYPES: Record<string, { dataType: string; sqlType: string; maxLength?: number }> = {
@@ -107,6 +126,7 @@ const TYPES: Record<string, { dataType: string; sqlType: string; maxLength?: num
   float8: { dataType: 'double precision', sqlType: 'double precision' },
   jsonb: { dataType: 'jsonb', sqlType: 'jsonb' },
   timestamptz: { dataType: 'timestamp with time zone', sqlType: 'timestamptz' },
+  date: { dataType: 'date', sqlType: 'date' },
   'varchar(127)': { dataType: 'character varying', sqlType: 'text', maxLength: 127 },
 };
 
@@ -143,7 +163,8 @@ const UNIQUE: [string, string[]][] = [
   ['workspace_agents', ['id']],
   ['workspace_agents', ['auth_token']],
   ['workspace_agent_metadata', ['key', 'workspace_agent_id']],
-  ['workspace_agent_stats', ['id']],
+  ['workspace_agent_stats', ['created_at', 'id']],
+  ['workspace_agent_stats_daily', ['agent_id', 'day']],
 ];
 
 // Foreign keys: table.column -> referenced table.

@@ -120,17 +120,35 @@ describe('loadConfig', () => {
     assert.equal(a.adminToken, 't=1', 'only the first = splits name from value');
   });
 
-  test('durations are written 500ms, 30s, 5m, 1h', () => {
+  test('durations are written 500ms, 30s, 5m, 1h, 2d', () => {
     const cases: [string, number][] = [
       ['500ms', 500],
       ['30s', 30_000],
       ['5m', 300_000],
       ['1h', 3_600_000],
+      ['2d', 172_800_000],
     ];
     for (const [text, ms] of cases) {
       assert.equal(loadConfig(['--workspace-refresh-interval', text], {}).workspaceRefreshIntervalMs, ms, text);
       assert.equal(loadConfig([], { AGENTGATE_SHUTDOWN_TIMEOUT: text }).shutdownTimeoutMs, ms, text);
     }
+  });
+
+  test('data lifecycle (SPEC §1, §10): retention 2d and 400d, a pass every 10m; 0 keeps data forever', () => {
+    const d = loadConfig([], {});
+    assert.equal(d.statsRetentionMs, 2 * 86_400_000);
+    assert.equal(d.rollupRetentionMs, 400 * 86_400_000);
+    assert.equal(d.maintenanceIntervalMs, 600_000);
+    const c = loadConfig(['--stats-retention', '0', '--maintenance-interval', '30s'], {
+      AGENTGATE_STATS_ROLLUP_RETENTION: '0',
+      AGENTGATE_STATS_RETENTION: '7d',
+    });
+    assert.equal(c.statsRetentionMs, 0);
+    assert.equal(c.rollupRetentionMs, 0);
+    assert.equal(c.maintenanceIntervalMs, 30_000);
+    assert.equal(loadConfig([], { AGENTGATE_STATS_RETENTION: '36h' }).statsRetentionMs, 36 * 3_600_000);
+    assert.throws(() => loadConfig(['--maintenance-interval', '0'], {}), /--maintenance-interval: expected a duration/);
+    assert.throws(() => loadConfig(['--stats-retention', '2 days'], {}), /--stats-retention: expected a duration/);
   });
 
   test('listen takes host:port, port 0 picks a free one, IPv6 in brackets', () => {

@@ -11,8 +11,10 @@ import type { Kind } from '../../gateway/src/option-kinds.ts';
 import { allowed, type OptionTable, parse, parseWithSources, UsageError, usage } from '../../gateway/src/options.ts';
 import { BENCH_OPTIONS } from '../../scripts/src/bench.ts';
 import { LOADTEST_OPTIONS } from '../../scripts/src/loadtest.ts';
+import { MAINTAIN_OPTIONS } from '../../scripts/src/maintain.ts';
 import { MIGRATE_OPTIONS } from '../../scripts/src/migrate.ts';
 import { SEED_OPTIONS } from '../../scripts/src/seed.ts';
+import { USAGE_OPTIONS } from '../../scripts/src/usage.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'agentgate-options-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -31,6 +33,8 @@ const EVERY_KIND = {
   runs: { flag: '--runs', env: 'T_RUNS', kind: 'list', choices: ['a', 'b'], default: 'a,b', help: 'runs' },
   out: { flag: '--out', env: 'T_OUT', kind: 'out-file', help: 'a file' },
   procs: { flag: '--procs', env: 'T_PROCS', kind: 'count-or-auto', min: 1, max: 8, default: '2', help: 'processes' },
+  by: { flag: '--by', env: 'T_BY', kind: 'choice', choices: ['x', 'y'], default: 'x', help: 'a grouping' },
+  json: { flag: '--json', env: 'T_JSON', kind: 'switch', default: 'off', help: 'a switch without a value' },
 } as const satisfies OptionTable;
 
 /** Bad values of each kind; typed by Kind, so a new kind without a case does not compile. */
@@ -47,6 +51,8 @@ const BAD: Record<Kind, string[]> = {
   list: ['c', 'a,,b', ''],
   'out-file': ['/no/such/dir/file.json'],
   'count-or-auto': ['0', '9', 'many', '1.5', '-1'],
+  choice: ['z', 'x,y', 'X'],
+  switch: ['yes', 'maybe'],
 };
 
 function usageError(fn: () => unknown): UsageError {
@@ -76,7 +82,13 @@ describe('parse', () => {
       runs: ['a', 'b'],
       out: undefined,
       procs: 2,
+      by: 'x',
+      json: false,
     });
+    assert.equal(parse(EVERY_KIND, ['--json'], {}).json, true, 'a switch takes no value');
+    assert.equal(parse(EVERY_KIND, ['--json', '--by', 'y'], {}).by, 'y', 'the next flag is not its value');
+    assert.equal(parse(EVERY_KIND, ['--json=off'], { T_JSON: 'on' }).json, false);
+    assert.equal(parse(EVERY_KIND, [], { T_JSON: 'on' }).json, true);
     assert.equal(parse(EVERY_KIND, ['--procs', 'auto'], {}).procs, 'auto');
     assert.equal(parse(EVERY_KIND, [], { T_PROCS: '8' }).procs, 8);
     const env = { T_NAME: 'env', T_WAIT: '2s', T_COUNT: '7', T_CACHE: 'off', T_RUNS: 'none', T_DB: 'postgres://h/d' };
@@ -127,7 +139,8 @@ describe('parse', () => {
           const byFlag = usageError(() => parse(EVERY_KIND, [`${spec.flag}=${v}`], {}));
           assert.ok(byFlag.message.includes(spec.flag), `${JSON.stringify(byFlag.message)} names ${spec.flag}`);
           assert.ok(byFlag.message.includes(allowed(spec)), `${JSON.stringify(byFlag.message)} says what is allowed`);
-          if (v !== '') {
+          // A switch takes no value: `--json v` is the switch and a stray argument.
+          if (v !== '' && spec.kind !== 'switch') {
             const bySpace = usageError(() => parse(EVERY_KIND, [spec.flag, v], {}));
             assert.equal(bySpace.message, byFlag.message);
           }
@@ -181,6 +194,8 @@ const TABLES: Record<string, OptionTable> = {
   seed: SEED_OPTIONS,
   loadtest: LOADTEST_OPTIONS,
   bench: BENCH_OPTIONS,
+  maintain: MAINTAIN_OPTIONS,
+  usage: USAGE_OPTIONS,
   test: EVERY_KIND,
 };
 

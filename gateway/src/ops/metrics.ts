@@ -37,6 +37,9 @@ export const REFUSAL_REASONS = [
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 /** Close codes exported from start at 0 (others appear when first seen): the catalog, and 1005/1006 (no code, abnormal). */
 const KNOWN_CLOSE_CODES = [1000, 1001, 1003, 1005, 1006, 1007, 1009, 1011, 4008, 4009, 4501];
+const MAINTENANCE_OUTCOMES = ['ok', 'skipped', 'error'] as const;
+/** A maintenance pass (SPEC §10): ran, skipped (another process held the lock), or failed. */
+export type MaintenanceOutcome = (typeof MAINTENANCE_OUTCOMES)[number];
 
 export class GatewayMetrics {
   readonly registry = new client.Registry();
@@ -62,6 +65,10 @@ export class GatewayMetrics {
   readonly databaseUp: client.Gauge;
   private readonly refused = {} as Record<RefusalReason, client.Counter.Internal>;
   private readonly closes: client.Counter<'code'>;
+  private readonly maintenanceRuns = {} as Record<MaintenanceOutcome, client.Counter.Internal>;
+  private readonly maintenanceDuration: client.Histogram;
+  /** SPEC §10: the oldest stats row's created_at (the current time when there is none). */
+  readonly statsOldestRow: client.Gauge;
 
   constructor() {
     const registers = [this.registry];
@@ -209,6 +216,34 @@ export class GatewayMetrics {
       registers,
       aggregator: 'min',
     });
+    const runs = new client.Counter({
+      name: 'agentgate_maintenance_runs_total',
+      help: 'Maintenance passes by outcome: ok, skipped (another process of the fleet held the lock), error.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const o of MAINTENANCE_OUTCOMES) {
+      this.maintenanceRuns[o] = runs.labels(o);
+      this.maintenanceRuns[o].inc(0);
+    }
+    this.maintenanceDuration = new client.Histogram({
+      name: 'agentgate_maintenance_duration_seconds',
+      help: 'Duration of the maintenance passes this process ran (ok or error).',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900],
+      registers,
+    });
+    this.statsOldestRow = new client.Gauge({
+      name: 'agentgate_stats_oldest_row_timestamp_seconds',
+      help: 'created_at of the oldest workspace_agent_stats row, in seconds since the epoch (now when there is none).',
+      // Every process reads the same table: the freshest reading wins across workers, not a sum.
+      aggregator: 'max',
+      registers,
+    });
+  }
+
+  maintenance(outcome: MaintenanceOutcome, seconds?: number): void {
+    this.maintenanceRuns[outcome].inc();
+    if (seconds !== undefined) this.maintenanceDuration.observe(seconds);
   }
 
   refusal(reason: RefusalReason): void {

@@ -12,6 +12,7 @@ import { UsageError } from '../options.js';
 import { connect } from '../store/db.js';
 import { IdentityListener } from '../store/identity-listener.js';
 import { PgStore } from '../store/pg-store.js';
+import { MaintenanceTimer } from './maintenance-timer.js';
 
 export interface InstanceOptions {
   config: Config;
@@ -49,12 +50,14 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
   const probe = connect(databaseUrl, { max: 1, applicationName: 'agentgate-health', connectTimeoutS: 2 });
   // SPEC §8: one dedicated LISTEN connection, direct to PostgreSQL (not through a transaction pooler).
   const identityFeed = new IdentityListener(config.listenDatabaseUrl ?? databaseUrl, { clock: systemClock, log });
+  let maintenance: MaintenanceTimer | undefined;
   const endPools = (timeoutS: number) =>
     Promise.allSettled([
       sql.end({ timeout: timeoutS }),
       batchSql.end({ timeout: timeoutS }),
       probe.end({ timeout: Math.min(1, timeoutS) }),
       identityFeed.stop(),
+      maintenance?.stop(Math.min(1, timeoutS)),
     ]);
 
   const gateway = new Gateway({
@@ -96,6 +99,17 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
   gateway.start();
   // Its notifications refresh the sessions they name; endPools stops it.
   identityFeed.start(gateway.core.invalidation);
+  // SPEC §10: a pass now and every interval; one process of the fleet at a time. endPools stops it.
+  maintenance = new MaintenanceTimer({
+    databaseUrl: config.listenDatabaseUrl ?? databaseUrl,
+    intervalMs: config.maintenanceIntervalMs,
+    statsRetentionMs: config.statsRetentionMs,
+    rollupRetentionMs: config.rollupRetentionMs,
+    metrics: gateway.core.metrics,
+    log,
+    clock: systemClock,
+  });
+  maintenance.start();
 
   return {
     gateway,

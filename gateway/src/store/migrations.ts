@@ -1,6 +1,7 @@
 // The schema of SPEC §2, as ordered migrations. Kept as TypeScript strings so that `tsc` ships
 // them in dist/ with no copy step. Never edit a released migration: add the next one.
 import { PREBUILDS_OWNER_ID } from '@agentgate/shared';
+import { statsPartitionsAndRollup } from './migrations-stats.js';
 
 export interface Migration {
   id: number;
@@ -294,4 +295,5 @@ referencing old table as old_rows
 for each statement execute function agentgate_notify_deleted('agent_id');
 `,
   },
+  { id: 5, name: 'stats_partitions_and_rollup', sql: statsPartitionsAndRollup },
 ];

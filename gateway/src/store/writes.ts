@@ -8,7 +8,10 @@ import type { ActivityRow, AgentConnectionRow, MetadataRow, StatsRow } from './s
 /** NOTIFY payloads must stay under 8000 bytes; split an agent's keys into chunks below this. */
 const NOTIFY_KEYS_CHUNK_BYTES = 6000;
 
-/** SPEC §4/§7: one statement per batch; ids are the gateway's, so a retried batch is idempotent. */
+/**
+ * SPEC §4/§7: one statement per batch; ids and created_at are the gateway's, set once per frame, so
+ * a retried batch carries the same (id, created_at) keys (SPEC §2) and is idempotent.
+ */
 export async function insertStatsBatch(sql: Sql, rows: StatsRow[], signal?: AbortSignal): Promise<void> {
   // The batch travels as one JSON text (JSON.stringify is native; per-element array escaping in
   // postgres.js cost more). `::text::json` keeps postgres.js from encoding the string again.
@@ -27,7 +30,7 @@ export async function insertStatsBatch(sql: Sql, rows: StatsRow[], signal?: Abor
       "connectionsByProto" text, "connectionCount" bigint, "rxPackets" bigint, "rxBytes" bigint,
       "txPackets" bigint, "txBytes" bigint, "connectionMedianLatencyMs" float8, "sessionCountVscode" bigint,
       "sessionCountJetbrains" bigint, "sessionCountReconnectingPty" bigint, "sessionCountSsh" bigint)
-    on conflict (id) do nothing`,
+    on conflict (id, created_at) do nothing`,
   );
 }
 
