@@ -1,7 +1,6 @@
 // The operations kit of SPEC §11 as the tests read it: every PromQL expression of the Grafana
 // dashboard and of the alert rules, parsed with Prometheus's own grammar (@prometheus-io/lezer-promql),
 // the metric names each one selects, and the headings of the runbook as GitHub anchors.
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { SyntaxNode, Tree } from '@lezer/common';
@@ -9,7 +8,7 @@ import { parser } from '@prometheus-io/lezer-promql';
 import { parse as parseYaml } from 'yaml';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
-export const DASHBOARD_FILE = 'deploy/grafana/agentgate.json';
+const DASHBOARD_FILE = 'deploy/grafana/agentgate.json';
 export const ALERTS_FILE = 'deploy/prometheus/alerts.yml';
 export const ALERT_TESTS_FILE = 'deploy/prometheus/alerts.test.yml';
 export const RUNBOOK_FILE = 'docs/runbook.md';
@@ -212,7 +211,7 @@ export function kitMetricNames(): Map<string, string[]> {
 }
 
 /** GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens. */
-export function githubSlug(heading: string): string {
+function githubSlug(heading: string): string {
   return heading
     .trim()
     .toLowerCase()
@@ -236,10 +235,4 @@ export function markdownAnchors(markdown: string): string[] {
     out.push(n === 0 ? base : `${base}-${n}`);
   }
   return out;
-}
-
-/** Whether `command` runs here (Debian's prometheus package ships `prometheus` and `promtool`). */
-export function installed(command: string): boolean {
-  const r = spawnSync(command, ['--version'], { stdio: 'ignore' });
-  return r.error === undefined && r.status === 0;
 }

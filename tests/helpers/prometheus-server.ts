@@ -27,11 +27,15 @@ interface ApiAnswer<T> {
   error?: string;
 }
 
-export async function startPrometheus(o: {
-  job: string;
-  targets: string[];
-  ruleFiles?: string[];
-}): Promise<PrometheusServer> {
+/** Starts `binary` (the path of Debian's `prometheus`). */
+export async function startPrometheus(
+  binary: string,
+  o: {
+    job: string;
+    targets: string[];
+    ruleFiles?: string[];
+  },
+): Promise<PrometheusServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'agentgate-prometheus-'));
   const config = path.join(dir, 'prometheus.yml');
   // JSON is YAML: no YAML writer needed.
@@ -44,7 +48,7 @@ export async function startPrometheus(o: {
     }),
   );
   const child = spawn(
-    'prometheus',
+    binary,
     [
       `--config.file=${config}`,
       `--storage.tsdb.path=${path.join(dir, 'data')}`,

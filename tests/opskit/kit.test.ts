@@ -23,11 +23,18 @@ import {
   variableQuery,
 } from '../helpers/ops-kit.ts';
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not JavaScript's.
 const DS = '${DS_PROMETHEUS}';
 
 describe('§11 the PromQL of the kit', () => {
   test('the parser finds the errors it should (the check can fail)', () => {
-    for (const bad of ['rate(agentgate_frames_total[5m]', 'sum by (le (x)', 'x{job=~"a"', 'a >', 'x[$__rate_interval]']) {
+    for (const bad of [
+      'rate(agentgate_frames_total[5m]',
+      'sum by (le (x)',
+      'x{job=~"a"',
+      'a >',
+      'x[$__rate_interval]',
+    ]) {
       assert.ok(parsePromQL(bad).errors.length > 0, `${bad} must not parse`);
     }
     assert.deepEqual(parsePromQL('sum(rate(a_total{job="x"}[5m])) / on (job) b + time() - c').metricNames, [
@@ -87,7 +94,8 @@ describe('§11 the dashboard', () => {
       const text = q.expr.replaceAll('$__rate_interval', '5m');
       const p = parsePromQL(text);
       for (const s of selectors(p.tree, text)) {
-        const has = (name: string) => s.matchers.some((m) => m.name === name && m.op === '=~' && m.value === `$${name}`);
+        const has = (name: string) =>
+          s.matchers.some((m) => m.name === name && m.op === '=~' && m.value === `$${name}`);
         if (!has('job') || !has('instance')) bad.push(`${q.where}: ${s.name} in ${q.expr}`);
       }
     }
@@ -121,7 +129,9 @@ describe('§11 the dashboard', () => {
     }
     const ack = allPanels(d).find((p) => p.title === 'Ack latency p50 and p99')!;
     assert.deepEqual(
-      ack.targets?.map((t) => /^histogram_quantile\((0\.\d+), .*agentgate_ack_latency_seconds_bucket/.exec(t.expr!)?.[1]),
+      ack.targets?.map(
+        (t) => /^histogram_quantile\((0\.\d+), .*agentgate_ack_latency_seconds_bucket/.exec(t.expr!)?.[1],
+      ),
       ['0.5', '0.99'],
     );
   });

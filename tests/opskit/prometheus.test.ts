@@ -7,17 +7,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { freshDatabase, type TestDatabase } from '../helpers/db.ts';
 import { type GatewayProcess, startGateway } from '../helpers/gateway-process.ts';
-import { ALERTS_FILE, alertRules, dashboardQueries, installed, REPO, substitute } from '../helpers/ops-kit.ts';
+import { ALERTS_FILE, alertRules, dashboardQueries, REPO, substitute } from '../helpers/ops-kit.ts';
 import { type PrometheusServer, startPrometheus } from '../helpers/prometheus-server.ts';
 import { loadFixtures, type RunningLoad, startLoad } from '../helpers/short-load.ts';
+import { findTool } from '../helpers/system-tool.ts';
 import { eventually } from '../helpers/wait.ts';
 
-const present = installed('prometheus');
-if (!present) console.log('skipped: prometheus is not installed (apt-get install prometheus)');
+const PROMETHEUS = findTool('prometheus');
+if (!PROMETHEUS) console.log('skipped: prometheus is not installed (apt-get install prometheus)');
 
 const JOB = 'agentgate';
 
-describe('§11 a real Prometheus scrapes a gateway under load', { skip: !present }, () => {
+describe('§11 a real Prometheus scrapes a gateway under load', { skip: !PROMETHEUS }, () => {
   let db: TestDatabase;
   let gw: GatewayProcess;
   let prom: PrometheusServer;
@@ -30,7 +31,7 @@ describe('§11 a real Prometheus scrapes a gateway under load', { skip: !present
     // A maintenance pass every second, so that its series move within the test (SPEC §10).
     gw = await startGateway({ databaseUrl: db.url, env: { AGENTGATE_MAINTENANCE_INTERVAL: '1s' } });
     target = new URL(gw.httpUrl).host;
-    prom = await startPrometheus({ job: JOB, targets: [target], ruleFiles: [`${REPO}/${ALERTS_FILE}`] });
+    prom = await startPrometheus(PROMETHEUS!, { job: JOB, targets: [target], ruleFiles: [`${REPO}/${ALERTS_FILE}`] });
     load = await startLoad(gw.url, gw.httpUrl, fixtures, { gapMs: 100 });
   });
   after(async () => {
