@@ -38,7 +38,7 @@ function correlationId(): string {
 }
 
 /** -32603: logs `err` (a bug, or data the database refused) with a correlation id. */
-export function internalError(log: Logger, err: unknown, context: Record<string, unknown> = {}): Outcome {
+function internalError(log: Logger, err: unknown, context: Record<string, unknown> = {}): Outcome {
   const id = correlationId();
   log.error({ ...context, err, correlationId: id }, 'internal error');
   return rpcError(RpcError.InternalError, `${RpcErrorMessage[RpcError.InternalError]} (correlation id ${id})`);

@@ -192,6 +192,7 @@ export class Gateway implements Routes {
     const { metrics, registry, buffer } = this.parts;
     metrics.sessions.set(registry.size);
     metrics.writeBufferUsed.set(buffer.size);
+    metrics.writeBufferCapacity.set(buffer.capacity);
     metrics.databaseUp.set(this.health.up ? 1 : 0);
   }
 

@@ -20,7 +20,7 @@ export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 /** Why sessions were refreshed by push: a NOTIFY named them, or a resync (lost LISTEN, {"all": true}). */
 export type PushTrigger = 'notify' | 'resync';
 /** Why a connection or request was refused (SPEC §3), one label value each, exported from start. */
-export const REFUSAL_REASONS = [
+const REFUSAL_REASONS = [
   'not_found',
   'unauthorized',
   'forbidden',
@@ -55,6 +55,8 @@ export class GatewayMetrics {
   readonly agentMetricsDropped: client.Counter;
   readonly refreshOutcomes: client.Counter<'outcome'>;
   readonly writeBufferUsed: client.Gauge;
+  /** The bound of writeBufferUsed (`--write-buffer`; with workers each one's share, summed). */
+  readonly writeBufferCapacity: client.Gauge;
   private readonly notifications = {} as Record<NotificationKind, client.Counter.Internal>;
   private readonly pushed = {} as Record<PushTrigger, client.Counter.Internal>;
   /** 1 while the LISTEN connection is up (SPEC §8). */
@@ -172,6 +174,11 @@ export class GatewayMetrics {
       help: 'Frames waiting for the database (queued or in a batch in flight).',
       registers,
     });
+    this.writeBufferCapacity = new client.Gauge({
+      name: 'agentgate_write_buffer_capacity_frames',
+      help: 'Frames that may wait for the database at most (--write-buffer); beyond, frames are answered -32002.',
+      registers,
+    });
     const notifications = new client.Counter({
       name: 'agentgate_identity_notifications_total',
       help: 'NOTIFYs received on agentgate_identity, by the id they named (or all, or malformed).',
@@ -205,8 +212,9 @@ export class GatewayMetrics {
     });
     this.identityListening = new client.Gauge({
       name: 'agentgate_identity_listening',
-      help: '1 while the LISTEN connection for identity changes is up.',
+      help: '1 while the LISTEN connection for identity changes is up (the lowest of all workers).',
       registers,
+      aggregator: 'min',
     });
     const runs = new client.Counter({
       name: 'agentgate_maintenance_runs_total',

@@ -35,7 +35,7 @@ export interface AgentConnectionRow {
  * SPEC §4 activity: the autostart-aware deadline bump of each workspace's latest start build
  * (never decreasing, capped by a set max_deadline), and one stats_update NOTIFY per workspace.
  */
-export async function bumpAndNotifyActivity(sql: Sql, rows: ActivityRow[]): Promise<void> {
+async function bumpAndNotifyActivity(sql: Sql, rows: ActivityRow[]): Promise<void> {
   const bump = rows.filter((r) => r.bump);
   await sql`
     with input as (
@@ -80,7 +80,7 @@ export async function bumpAndNotifyActivity(sql: Sql, rows: ActivityRow[]): Prom
     select (select count(*) from bumped) as bumped, (select count(*) from notified) as notified`;
 }
 
-export async function markWorkspacesUsed(sql: Sql, workspaceIds: string[], at: string): Promise<void> {
+async function markWorkspacesUsed(sql: Sql, workspaceIds: string[], at: string): Promise<void> {
   await sql`
     update workspaces set last_used_at = ${at}::text::timestamptz
     where id = any(${workspaceIds}::uuid[]) and last_used_at < ${at}::text::timestamptz`;
