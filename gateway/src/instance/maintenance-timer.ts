@@ -68,6 +68,15 @@ export class MaintenanceTimer {
     this.stopped = true;
     if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
     await this.sql.end({ timeout: timeoutS });
-    await this.running;
+    // A pass still waiting for its connection when the pool ended may never settle: the shutdown
+    // does not wait for it beyond the same bound (the process exits; nothing of it committed).
+    let bound: TimerHandle | undefined;
+    await Promise.race([
+      this.running,
+      new Promise<void>((resolve) => {
+        bound = this.o.clock.setTimeout(resolve, timeoutS * 1000, 'maintenance_stop');
+      }),
+    ]);
+    this.o.clock.clearTimeout(bound);
   }
 }
