@@ -1,9 +1,7 @@
 // Configuration of SPEC §1: every option is an env var and a `serve` flag (flag wins), read and
 // validated once into a typed object. The environment reaches it as a parameter from the CLI entry.
 import { availableParallelism } from 'node:os';
-import { type Static, Type } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { LOG_LEVELS, type OptionTable, parse, UsageError } from './options.js';
+import { type OptionTable, type Options, parse } from './options/parse.js';
 
 /** The database options that `serve`, `migrate` and `seed` share. */
 export const DATABASE_OPTIONS = {
@@ -183,50 +181,29 @@ export const SERVE_OPTIONS = {
   dataDir: DATABASE_OPTIONS.dataDir,
 } as const satisfies OptionTable;
 
-export const ConfigSchema = Type.Object({
-  databaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
-  listenHost: Type.String({ minLength: 1 }),
-  listenPort: Type.Integer({ minimum: 0, maximum: 65535 }),
-  workspaceCache: Type.Boolean(),
-  workspaceRefreshIntervalMs: Type.Integer({ minimum: 1 }),
-  statsReportIntervalMs: Type.Integer({ minimum: 1 }),
-  heartbeatIntervalMs: Type.Integer({ minimum: 10 }),
-  usageFlushIntervalMs: Type.Integer({ minimum: 10 }),
-  maxFrameBytes: Type.Integer({ minimum: 64 }),
-  sessionRate: Type.Integer({ minimum: 1 }),
-  writeBuffer: Type.Integer({ minimum: 1 }),
-  shutdownTimeoutMs: Type.Integer({ minimum: 100 }),
-  adminToken: Type.Optional(Type.String({ minLength: 1 })),
-  logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))),
-  dataDir: Type.String({ minLength: 1 }),
-  workers: Type.Integer({ minimum: 1 }),
-  maxConnections: Type.Integer({ minimum: 1 }),
-  metricsListenHost: Type.Optional(Type.String({ minLength: 1 })),
-  metricsListenPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
-  listenDatabaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
-  statsRetentionMs: Type.Integer({ minimum: 0 }),
-  rollupRetentionMs: Type.Integer({ minimum: 0 }),
-  maintenanceIntervalMs: Type.Integer({ minimum: 10 }),
-});
-export type Config = Static<typeof ConfigSchema>;
-const checkConfig = TypeCompiler.Compile(ConfigSchema);
+type Parsed = Options<typeof SERVE_OPTIONS>;
+
+/**
+ * What `serve` runs with: the table's values as parsed (every bound is the table's own, checked by
+ * the parser: the options are stated once), the listen addresses split into host and port, and
+ * `--workers auto` resolved to a count.
+ */
+export type Config = Omit<Parsed, 'listen' | 'metricsListen' | 'workers'> & {
+  listenHost: string;
+  listenPort: number;
+  metricsListenHost?: string | undefined;
+  metricsListenPort?: number | undefined;
+  workers: number;
+};
 
 /** Reads the `serve` configuration from flags and environment; throws a one-line UsageError. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const { listen, metricsListen, workers, ...options } = parse(SERVE_OPTIONS, argv, env);
-  const out: Record<string, unknown> = {
+  return {
+    ...options,
     listenHost: listen.host,
     listenPort: listen.port,
+    ...(metricsListen ? { metricsListenHost: metricsListen.host, metricsListenPort: metricsListen.port } : {}),
     workers: workers === 'auto' ? availableParallelism() : workers,
   };
-  if (metricsListen) {
-    out['metricsListenHost'] = metricsListen.host;
-    out['metricsListenPort'] = metricsListen.port;
-  }
-  for (const [key, value] of Object.entries(options)) if (value !== undefined) out[key] = value;
-  if (!checkConfig.Check(out)) {
-    const first = checkConfig.Errors(out).First();
-    throw new UsageError(`invalid configuration at ${first?.path ?? '/'}: ${first?.message ?? 'unknown'}`);
-  }
-  return out as Config;
 }

@@ -1,5 +1,5 @@
 // `npx agentgate <command>` (SPEC §1): the top layer. Each command declares its options as a table
-// (gateway/src/options.ts), so `agentgate <command> --help` is generated from what it parses. A
+// (gateway/src/options/parse.ts), so `agentgate <command> --help` is generated from what it parses. A
 // UsageError is one line on stderr and exit 2, an unreachable database one line and exit 1,
 // anything else its stack and exit 1. The environment arrives as a parameter from bin/agentgate.js.
 import { type OptionTable, UsageError, usage, wantsHelp } from '@agentgate/gateway/options';

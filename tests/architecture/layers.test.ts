@@ -17,7 +17,7 @@ const LAYERS: readonly { layer: number; name: string; paths: readonly string[] }
   {
     layer: 2,
     name: 'store, config',
-    paths: ['gateway/src/store/**', 'gateway/src/config.ts', 'gateway/src/options.ts', 'gateway/src/option-kinds.ts'],
+    paths: ['gateway/src/store/**', 'gateway/src/config.ts', 'gateway/src/options/**'],
   },
   { layer: 3, name: 'session, authz', paths: ['gateway/src/session/**', 'gateway/src/authz/**'] },
   { layer: 4, name: 'handlers', paths: ['gateway/src/handlers/**'] },

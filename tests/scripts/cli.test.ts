@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import type { OptionTable } from '../../gateway/src/options.ts';
+import type { OptionTable } from '../../gateway/src/options/parse.ts';
 import { ECHO_OPTIONS } from '../../scripts/src/bench/echo-server.ts';
 import { COMMANDS } from '../../scripts/src/cli.ts';
 

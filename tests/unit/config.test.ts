@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import { describe, test } from 'node:test';
 import { loadConfig, SERVE_OPTIONS } from '../../gateway/src/config.ts';
 import { DataDirBusyError } from '../../gateway/src/embedded/postgres.ts';
-import { UsageError } from '../../gateway/src/options.ts';
+import { UsageError } from '../../gateway/src/options/parse.ts';
 
 /** Runs loadConfig and returns the UsageError it must throw. */
 function configError(argv: string[], env: NodeJS.ProcessEnv = {}): UsageError {

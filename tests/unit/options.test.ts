@@ -1,4 +1,4 @@
-// The option parser of every command (gateway/src/options.ts): flag > env var > default, both flag
+// The option parser of every command (gateway/src/options/parse.ts): flag > env var > default, both flag
 // spellings, one-line UsageErrors that name the flag or env var for every kind, and a --help that
 // lists every option of a table (checked by iterating the tables, so that it cannot drift).
 import assert from 'node:assert/strict';
@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { SERVE_OPTIONS } from '../../gateway/src/config.ts';
-import type { Kind } from '../../gateway/src/option-kinds.ts';
-import { allowed, type OptionTable, parse, parseWithSources, UsageError, usage } from '../../gateway/src/options.ts';
+import type { Kind } from '../../gateway/src/options/kinds.ts';
+import { allowed, type OptionTable, parse, parseWithSources, UsageError, usage } from '../../gateway/src/options/parse.ts';
 import { BENCH_OPTIONS } from '../../scripts/src/bench.ts';
 import { LOADTEST_OPTIONS } from '../../scripts/src/loadtest.ts';
 import { MAINTAIN_OPTIONS } from '../../scripts/src/maintain.ts';

@@ -8,7 +8,7 @@ import { Gateway } from '../hub/gateway.js';
 import { createHttpServer, type Routes } from '../http/server.js';
 import { systemClock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
-import { UsageError } from '../options.js';
+import { UsageError } from '../options/parse.js';
 import { connect, pgDb } from '../store/db.js';
 import { IdentityListener } from '../store/identity-listener.js';
 import { MaintenanceTimer } from './maintenance-timer.js';

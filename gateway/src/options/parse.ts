@@ -11,10 +11,10 @@ import {
   type KindValues,
   type OptionSpec,
   PLACEHOLDER,
-} from './option-kinds.js';
-import { UsageError } from './ops/usage-error.js';
+} from './kinds.js';
+import { UsageError } from '../ops/usage-error.js';
 
-export { allowed, LOG_LEVELS, type Listen, type LogLevel, type OptionSpec } from './option-kinds.js';
+export { allowed, LOG_LEVELS, type Listen, type LogLevel, type OptionSpec } from './kinds.js';
 export { UsageError };
 
 /** Option name (the key of the parsed object) to its spec. */
