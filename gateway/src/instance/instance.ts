@@ -37,83 +37,22 @@ export interface GatewayInstance {
 }
 
 export async function startInstance({ config, databaseUrl, log, api }: InstanceOptions): Promise<GatewayInstance> {
-  // statement_timeout below the writers' attempt timeout: a slow database aborts the statement
-  // itself, so a retried batch never runs beside its first attempt.
-  const sql = connect(databaseUrl, { max: 10, applicationName: 'agentgate', statementTimeoutMs: 8000 });
-  const batchSql = connect(databaseUrl, {
-    max: 6,
-    applicationName: 'agentgate-writer',
-    statementTimeoutMs: 8000,
-    prepare: false,
-  });
-  const probe = connect(databaseUrl, { max: 1, applicationName: 'agentgate-health', connectTimeoutS: 2 });
-  // SPEC §8: one dedicated LISTEN connection, direct to PostgreSQL (not through a transaction pooler).
-  const identityFeed = new IdentityListener(config.listenDatabaseUrl ?? databaseUrl, { clock: systemClock, log });
-  let maintenance: MaintenanceTimer | undefined;
-  const endPools = (timeoutS: number) =>
-    Promise.allSettled([
-      sql.end({ timeout: timeoutS }),
-      batchSql.end({ timeout: timeoutS }),
-      probe.end({ timeout: Math.min(1, timeoutS) }),
-      identityFeed.stop(),
-      maintenance?.stop(Math.min(1, timeoutS)),
-    ]);
-
-  const gateway = new Gateway({
-    config,
-    db: pgDb(sql, batchSql),
-    log,
-    ping: async () => {
-      await probe`select 1`;
-    },
-  });
-  const routesApi = api ? api(gateway) : gateway;
-  const opsApart = config.metricsListenHost !== undefined;
-  const server = createHttpServer(routesApi, log, {
-    routes: opsApart ? 'agents' : 'all',
-    maxConnections: config.maxConnections,
-  });
-  const opsServer = opsApart
-    ? createHttpServer(routesApi, log, { routes: 'ops', maxConnections: config.maxConnections })
-    : undefined;
-  const servers = [server, opsServer].filter((s): s is Server => s !== undefined);
-  const closeServers = () =>
-    Promise.all(
-      servers.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            s.close(() => resolve());
-            s.closeAllConnections();
-          }),
-      ),
-    );
+  const pools = openPools(config, databaseUrl, log);
+  const gateway = new Gateway({ config, db: pgDb(pools.sql, pools.bulkSql), log, ping: pools.ping });
+  const listeners = makeListeners(api ? api(gateway) : gateway, config, log);
   try {
-    await listen(server, config.listenHost, config.listenPort);
-    if (opsServer) await listen(opsServer, config.metricsListenHost!, config.metricsListenPort!);
+    await listeners.listen();
   } catch (err) {
-    if (server.listening) await closeServers();
-    await endPools(1);
+    await listeners.close();
+    await pools.end(1);
     throw err;
   }
   gateway.start();
-  // Its notifications refresh the sessions they name; endPools stops it.
-  identityFeed.start(gateway.identitySink);
-  // SPEC §10: a pass now and every interval; one process of the fleet at a time. endPools stops it.
-  maintenance = new MaintenanceTimer({
-    databaseUrl: config.listenDatabaseUrl ?? databaseUrl,
-    intervalMs: config.maintenanceIntervalMs,
-    statsRetentionMs: config.statsRetentionMs,
-    rollupRetentionMs: config.rollupRetentionMs,
-    metrics: gateway.parts.metrics,
-    log,
-    clock: systemClock,
-  });
-  maintenance.start();
-
+  pools.start(gateway);
   return {
     gateway,
-    port: boundPort(server) ?? config.listenPort,
-    metricsPort: opsServer ? (boundPort(opsServer) ?? config.metricsListenPort) : undefined,
+    port: listeners.port(),
+    metricsPort: listeners.metricsPort(),
     async shutdown(forced) {
       const budgetMs = config.shutdownTimeoutMs;
       // Whatever happens below, the process does not outlive the budget by much.
@@ -127,15 +66,94 @@ export async function startInstance({ config, databaseUrl, log, api }: InstanceO
         forced.then(() => 'forced' as const),
       ]);
       gateway.stop();
-      await closeServers();
-      await endPools(outcome === 'drained' ? 5 : 1);
+      await listeners.close();
+      await pools.end(outcome === 'drained' ? 5 : 1);
       return outcome;
     },
     async close() {
       gateway.stop();
-      await closeServers();
-      await endPools(1);
+      await listeners.close();
+      await pools.end(1);
     },
+  };
+}
+
+/**
+ * The process's connections to PostgreSQL: the lookups' pool, the writers' pool, the health probe,
+ * the `LISTEN` connection and the maintenance pass's (README: up to 18 at once, with the pass's).
+ */
+function openPools(config: Config, databaseUrl: string, log: Logger) {
+  // statement_timeout below the writers' attempt timeout: a slow database aborts the statement
+  // itself, so a retried batch never runs beside its first attempt.
+  const sql = connect(databaseUrl, { max: 10, applicationName: 'agentgate', statementTimeoutMs: 8000 });
+  const bulkSql = connect(databaseUrl, {
+    max: 6,
+    applicationName: 'agentgate-writer',
+    statementTimeoutMs: 8000,
+    prepare: false,
+  });
+  const probe = connect(databaseUrl, { max: 1, applicationName: 'agentgate-health', connectTimeoutS: 2 });
+  // SPEC §8: one dedicated LISTEN connection, direct to PostgreSQL (not through a transaction pooler).
+  const direct = config.listenDatabaseUrl ?? databaseUrl;
+  const identityFeed = new IdentityListener(direct, { clock: systemClock, log });
+  let maintenance: MaintenanceTimer | undefined;
+  return {
+    sql,
+    bulkSql,
+    ping: async () => {
+      await probe`select 1`;
+    },
+    /** The LISTEN connection feeds the gateway's sessions; SPEC §10 a pass now and every interval. */
+    start(gateway: Gateway) {
+      identityFeed.start(gateway.identitySink);
+      maintenance = new MaintenanceTimer({
+        databaseUrl: direct,
+        intervalMs: config.maintenanceIntervalMs,
+        statsRetentionMs: config.statsRetentionMs,
+        rollupRetentionMs: config.rollupRetentionMs,
+        metrics: gateway.parts.metrics,
+        log,
+        clock: systemClock,
+      });
+      maintenance.start();
+    },
+    end: (timeoutS: number) =>
+      Promise.allSettled([
+        sql.end({ timeout: timeoutS }),
+        bulkSql.end({ timeout: timeoutS }),
+        probe.end({ timeout: Math.min(1, timeoutS) }),
+        identityFeed.stop(),
+        maintenance?.stop(Math.min(1, timeoutS)),
+      ]),
+  };
+}
+
+/** The agents' listener and, with `--metrics-listen`, the operators' one (SPEC §1). */
+function makeListeners(routes: Routes, config: Config, log: Logger) {
+  const opsApart = config.metricsListenHost !== undefined;
+  const maxConnections = config.maxConnections;
+  const server = createHttpServer(routes, log, { routes: opsApart ? 'agents' : 'all', maxConnections });
+  const opsServer = opsApart ? createHttpServer(routes, log, { routes: 'ops', maxConnections }) : undefined;
+  const servers = [server, opsServer].filter((s): s is Server => s !== undefined);
+  return {
+    async listen() {
+      await listen(server, config.listenHost, config.listenPort);
+      if (opsServer) await listen(opsServer, config.metricsListenHost!, config.metricsListenPort!);
+    },
+    port: () => boundPort(server) ?? config.listenPort,
+    metricsPort: () => (opsServer ? (boundPort(opsServer) ?? config.metricsListenPort) : undefined),
+    close: () =>
+      Promise.all(
+        servers
+          .filter((s) => s.listening)
+          .map(
+            (s) =>
+              new Promise<void>((resolve) => {
+                s.close(() => resolve());
+                s.closeAllConnections();
+              }),
+          ),
+      ),
   };
 }
 

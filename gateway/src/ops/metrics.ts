@@ -13,7 +13,8 @@ const FRAME_METHODS: readonly FrameMethod[] = [...(Object.keys(Methods) as Metho
 /** The gateway's own series as prom-client hands them over (`registry.getMetricsAsJSON()`). */
 export type RegistryJson = Awaited<ReturnType<client.Registry['getMetricsAsJSON']>>;
 
-export type LookupReason = 'connect' | 'refresh' | 'fallback';
+const LOOKUP_REASONS = ['connect', 'refresh', 'fallback'] as const;
+export type LookupReason = (typeof LOOKUP_REASONS)[number];
 const NOTIFICATION_KINDS = ['workspace_id', 'owner_id', 'template_id', 'agent_id', 'all', 'malformed'] as const;
 /** What an agentgate_identity NOTIFY named (SPEC §8); a payload naming several ids counts once per id. */
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
@@ -41,71 +42,87 @@ const MAINTENANCE_OUTCOMES = ['ok', 'skipped', 'error'] as const;
 /** A maintenance pass (SPEC §10): ran, skipped (another process held the lock), or failed. */
 export type MaintenanceOutcome = (typeof MAINTENANCE_OUTCOMES)[number];
 
+/** A counter with one child per label value, each exported from start at 0. */
+function labelled<V extends string>(
+  registers: client.Registry[],
+  name: string,
+  help: string,
+  label: string,
+  values: readonly V[],
+): Record<V, client.Counter.Internal> {
+  const counter = new client.Counter({ name, help, labelNames: [label], registers });
+  const out = {} as Record<V, client.Counter.Internal>;
+  for (const v of values) {
+    out[v] = counter.labels(v);
+    out[v].inc(0);
+  }
+  return out;
+}
+
+/** The process's own series: Node's defaults, the build, and the last-resort handler's count. */
+function processSeries(registers: client.Registry[]): void {
+  client.collectDefaultMetrics({ register: registers[0]!, prefix: 'agentgate_' });
+  new client.Gauge({
+    name: 'agentgate_build_info',
+    help: 'Always 1; the version of the gateway in its label.',
+    labelNames: ['version'],
+    registers,
+    aggregator: 'max',
+  })
+    .labels(VERSION)
+    .set(1);
+  let rejectionsSeen = 0;
+  new client.Counter({
+    name: 'agentgate_unhandled_rejections_total',
+    help: 'Rejections nobody awaited, caught by the last-resort handler (SPEC §7); each is logged at error level.',
+    registers,
+    collect() {
+      const n = unhandledRejections();
+      if (n > rejectionsSeen) this.inc(n - rejectionsSeen);
+      rejectionsSeen = n;
+    },
+  });
+}
+
 export class GatewayMetrics {
   readonly registry = new client.Registry();
-  readonly sessions: client.Gauge;
-  private readonly frames: client.Counter<'method' | 'outcome'>;
+  sessions!: client.Gauge;
+  private frames!: client.Counter<'method' | 'outcome'>;
   private readonly frameChildren = {} as Record<FrameMethod, Record<FrameOutcome, client.Counter.Internal>>;
-  private readonly lookups: Record<LookupReason, client.Counter.Internal>;
-  readonly cacheHit: client.Counter.Internal;
-  readonly cacheMiss: client.Counter.Internal;
-  private readonly batchSize: client.Histogram<'table'>;
-  private readonly ackLatency: client.Histogram<'method'>;
+  private lookups!: Record<LookupReason, client.Counter.Internal>;
+  cacheHit!: client.Counter.Internal;
+  cacheMiss!: client.Counter.Internal;
+  private batchSize!: client.Histogram<'table'>;
+  private ackLatency!: client.Histogram<'method'>;
   private readonly ackChildren = new Map<string, client.Histogram.Internal<'method'>>();
-  readonly agentMetricsDropped: client.Counter;
-  readonly refreshOutcomes: client.Counter<'outcome'>;
-  readonly writeBufferUsed: client.Gauge;
+  agentMetricsDropped!: client.Counter;
+  refreshOutcomes!: client.Counter<'outcome'>;
+  writeBufferUsed!: client.Gauge;
   /** The bound of writeBufferUsed (`--write-buffer`; with workers each one's share, summed). */
-  readonly writeBufferCapacity: client.Gauge;
-  private readonly notifications = {} as Record<NotificationKind, client.Counter.Internal>;
-  private readonly pushed = {} as Record<PushTrigger, client.Counter.Internal>;
+  writeBufferCapacity!: client.Gauge;
+  private notifications!: Record<NotificationKind, client.Counter.Internal>;
+  private pushed!: Record<PushTrigger, client.Counter.Internal>;
   /** 1 while the LISTEN connection is up (SPEC §8). */
-  readonly identityListening: client.Gauge;
+  identityListening!: client.Gauge;
   /** 1 while the health probe reaches the database (SPEC §3); the lowest over workers. */
-  readonly databaseUp: client.Gauge;
-  private readonly refused = {} as Record<RefusalReason, client.Counter.Internal>;
-  private readonly closes: client.Counter<'code'>;
-  private readonly maintenanceRuns = {} as Record<MaintenanceOutcome, client.Counter.Internal>;
-  private readonly maintenanceDuration: client.Histogram;
+  databaseUp!: client.Gauge;
+  private refused!: Record<RefusalReason, client.Counter.Internal>;
+  private closes!: client.Counter<'code'>;
+  private maintenanceRuns!: Record<MaintenanceOutcome, client.Counter.Internal>;
+  private maintenanceDuration!: client.Histogram;
   /** SPEC §10: the oldest stats row's created_at (the current time when there is none). */
-  readonly statsOldestRow: client.Gauge;
+  statsOldestRow!: client.Gauge;
 
   constructor() {
     const registers = [this.registry];
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'agentgate_' });
-    new client.Gauge({
-      name: 'agentgate_build_info',
-      help: 'Always 1; the version of the gateway in its label.',
-      labelNames: ['version'],
-      registers,
-      aggregator: 'max',
-    })
-      .labels(VERSION)
-      .set(1);
-    this.databaseUp = new client.Gauge({
-      name: 'agentgate_database_up',
-      help: '1 while the health probe reaches the database, else 0 (the lowest of all workers).',
-      registers,
-      aggregator: 'min',
-    });
-    this.databaseUp.set(1);
-    const refused = new client.Counter({
-      name: 'agentgate_connections_refused_total',
-      help: 'HTTP requests and upgrades refused, by reason (SPEC §3).',
-      labelNames: ['reason'],
-      registers,
-    });
-    for (const r of REFUSAL_REASONS) {
-      this.refused[r] = refused.labels(r);
-      this.refused[r].inc(0);
-    }
-    this.closes = new client.Counter({
-      name: 'agentgate_sessions_closed_total',
-      help: 'Agent sessions closed, by the close code sent or received.',
-      labelNames: ['code'],
-      registers,
-    });
-    for (const c of KNOWN_CLOSE_CODES) this.closes.labels(String(c)).inc(0);
+    processSeries(registers);
+    this.frameSeries(registers);
+    this.identitySeries(registers);
+    this.operatorSeries(registers);
+  }
+
+  /** Sessions, frames and their answers, the writers (SPEC §4, §7). */
+  private frameSeries(registers: client.Registry[]): void {
     this.sessions = new client.Gauge({ name: 'agentgate_sessions', help: 'Open agent sessions.', registers });
     this.frames = new client.Counter({
       name: 'agentgate_frames_total',
@@ -115,33 +132,9 @@ export class GatewayMetrics {
     });
     for (const m of FRAME_METHODS) {
       this.frameChildren[m] = {} as Record<FrameOutcome, client.Counter.Internal>;
-      for (const o of FRAME_OUTCOMES) {
-        const child = this.frames.labels(m, o);
-        child.inc(0);
-        this.frameChildren[m][o] = child;
-      }
+      for (const o of FRAME_OUTCOMES) this.frameChildren[m][o] = this.frames.labels(m, o);
+      for (const o of FRAME_OUTCOMES) this.frameChildren[m][o].inc(0);
     }
-    const lookups = new client.Counter({
-      name: 'agentgate_workspace_lookups_total',
-      help: 'Workspace queries by reason (one per query).',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.lookups = {
-      connect: lookups.labels('connect'),
-      refresh: lookups.labels('refresh'),
-      fallback: lookups.labels('fallback'),
-    };
-    const cache = new client.Counter({
-      name: 'agentgate_identity_cache_total',
-      help: 'Authorizations served from the cached identity (hit) or the database (miss).',
-      labelNames: ['result'],
-      registers,
-    });
-    this.cacheHit = cache.labels('hit');
-    this.cacheMiss = cache.labels('miss');
-    // Every label value is exported from start, at 0 (SPEC §6).
-    for (const c of [this.cacheHit, this.cacheMiss, ...Object.values(this.lookups)]) c.inc(0);
     this.batchSize = new client.Histogram({
       name: 'agentgate_write_batch_size',
       help: 'Frames per committed batch, by table.',
@@ -162,13 +155,6 @@ export class GatewayMetrics {
       help: 'Agent-reported metrics dropped: invalid or reserved name, a name or label name over 128 bytes, over 16 labels, a label value over 1024 bytes, or a new series beyond 200 or 64 KiB of text per agent.',
       registers,
     });
-    this.refreshOutcomes = new client.Counter({
-      name: 'agentgate_identity_refresh_total',
-      help: 'Session identity refreshes by outcome.',
-      labelNames: ['outcome'],
-      registers,
-    });
-    for (const o of ['unchanged', 'changed', 'prebuild', 'error', 'revoked']) this.refreshOutcomes.labels(o).inc(0);
     this.writeBufferUsed = new client.Gauge({
       name: 'agentgate_write_buffer_frames',
       help: 'Frames waiting for the database (queued or in a batch in flight).',
@@ -179,53 +165,86 @@ export class GatewayMetrics {
       help: 'Frames that may wait for the database at most (--write-buffer); beyond, frames are answered -32002.',
       registers,
     });
-    const notifications = new client.Counter({
-      name: 'agentgate_identity_notifications_total',
-      help: 'NOTIFYs received on agentgate_identity, by the id they named (or all, or malformed).',
-      labelNames: ['kind'],
+  }
+
+  /** Lookups, the cache, refreshes and push invalidation (SPEC §6, §8). */
+  private identitySeries(registers: client.Registry[]): void {
+    // Every label value is exported from start, at 0 (SPEC §6).
+    this.lookups = labelled(
+      registers,
+      'agentgate_workspace_lookups_total',
+      'Workspace queries by reason (one per query).',
+      'reason',
+      LOOKUP_REASONS,
+    );
+    const cache = labelled(
+      registers,
+      'agentgate_identity_cache_total',
+      'Authorizations served from the cached identity (hit) or the database (miss).',
+      'result',
+      ['hit', 'miss'] as const,
+    );
+    this.cacheHit = cache.hit;
+    this.cacheMiss = cache.miss;
+    this.refreshOutcomes = new client.Counter({
+      name: 'agentgate_identity_refresh_total',
+      help: 'Session identity refreshes by outcome.',
+      labelNames: ['outcome'],
       registers,
     });
-    for (const k of NOTIFICATION_KINDS) {
-      this.notifications[k] = notifications.labels(k);
-      this.notifications[k].inc(0);
-    }
-    const pushed = new client.Counter({
-      name: 'agentgate_identity_push_refreshes_total',
-      help: 'Session refreshes requested by push invalidation, by trigger (the reads are batched).',
-      labelNames: ['trigger'],
+    for (const o of ['unchanged', 'changed', 'prebuild', 'error', 'revoked']) this.refreshOutcomes.labels(o).inc(0);
+    this.notifications = labelled(
       registers,
-    });
-    for (const t of ['notify', 'resync'] as const) {
-      this.pushed[t] = pushed.labels(t);
-      this.pushed[t].inc(0);
-    }
-    let rejectionsSeen = 0;
-    new client.Counter({
-      name: 'agentgate_unhandled_rejections_total',
-      help: 'Rejections nobody awaited, caught by the last-resort handler (SPEC §7); each is logged at error level.',
+      'agentgate_identity_notifications_total',
+      'NOTIFYs received on agentgate_identity, by the id they named (or all, or malformed).',
+      'kind',
+      NOTIFICATION_KINDS,
+    );
+    this.pushed = labelled(
       registers,
-      collect() {
-        const n = unhandledRejections();
-        if (n > rejectionsSeen) this.inc(n - rejectionsSeen);
-        rejectionsSeen = n;
-      },
-    });
+      'agentgate_identity_push_refreshes_total',
+      'Session refreshes requested by push invalidation, by trigger (the reads are batched).',
+      'trigger',
+      ['notify', 'resync'] as const,
+    );
     this.identityListening = new client.Gauge({
       name: 'agentgate_identity_listening',
       help: '1 while the LISTEN connection for identity changes is up (the lowest of all workers).',
       registers,
       aggregator: 'min',
     });
-    const runs = new client.Counter({
-      name: 'agentgate_maintenance_runs_total',
-      help: 'Maintenance passes by outcome: ok, skipped (another process of the fleet held the lock), error.',
-      labelNames: ['outcome'],
+  }
+
+  /** What an operator watches besides: the database, refusals, closes, maintenance (SPEC §3, §10). */
+  private operatorSeries(registers: client.Registry[]): void {
+    this.databaseUp = new client.Gauge({
+      name: 'agentgate_database_up',
+      help: '1 while the health probe reaches the database, else 0 (the lowest of all workers).',
+      registers,
+      aggregator: 'min',
+    });
+    this.databaseUp.set(1);
+    this.refused = labelled(
+      registers,
+      'agentgate_connections_refused_total',
+      'HTTP requests and upgrades refused, by reason (SPEC §3).',
+      'reason',
+      REFUSAL_REASONS,
+    );
+    this.closes = new client.Counter({
+      name: 'agentgate_sessions_closed_total',
+      help: 'Agent sessions closed, by the close code sent or received.',
+      labelNames: ['code'],
       registers,
     });
-    for (const o of MAINTENANCE_OUTCOMES) {
-      this.maintenanceRuns[o] = runs.labels(o);
-      this.maintenanceRuns[o].inc(0);
-    }
+    for (const c of KNOWN_CLOSE_CODES) this.closes.labels(String(c)).inc(0);
+    this.maintenanceRuns = labelled(
+      registers,
+      'agentgate_maintenance_runs_total',
+      'Maintenance passes by outcome: ok, skipped (another process of the fleet held the lock), error.',
+      'outcome',
+      MAINTENANCE_OUTCOMES,
+    );
     this.maintenanceDuration = new client.Histogram({
       name: 'agentgate_maintenance_duration_seconds',
       help: 'Duration of the maintenance passes this process ran (ok or error).',
