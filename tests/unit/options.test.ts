@@ -8,7 +8,14 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { SERVE_OPTIONS } from '../../gateway/src/config.ts';
 import type { Kind } from '../../gateway/src/options/kinds.ts';
-import { allowed, type OptionTable, parse, parseWithSources, UsageError, usage } from '../../gateway/src/options/parse.ts';
+import {
+  allowed,
+  type OptionTable,
+  parse,
+  parseWithSources,
+  UsageError,
+  usage,
+} from '../../gateway/src/options/parse.ts';
 import { BENCH_OPTIONS } from '../../scripts/src/bench.ts';
 import { LOADTEST_OPTIONS } from '../../scripts/src/loadtest.ts';
 import { MAINTAIN_OPTIONS } from '../../scripts/src/maintain.ts';

@@ -3,15 +3,7 @@
 // `usage` prints the same table as `--help`. Every mistake is one UsageError line that names the
 // flag or env var as the user wrote it and says what is allowed; values are never echoed (a URL or
 // a token may hold a secret).
-import {
-  allowed,
-  constraint,
-  convert,
-  Invalid,
-  type KindValues,
-  type OptionSpec,
-  PLACEHOLDER,
-} from './kinds.js';
+import { allowed, constraint, convert, Invalid, type KindValues, type OptionSpec, PLACEHOLDER } from './kinds.js';
 import { UsageError } from '../ops/usage-error.js';
 
 export { allowed, LOG_LEVELS, type Listen, type LogLevel, type OptionSpec } from './kinds.js';
