@@ -4,7 +4,7 @@
 // a clean drain.
 import cluster from 'node:cluster';
 import path from 'node:path';
-import { type PreparedDatabase, runPrimary } from './cluster/primary.js';
+import { runPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { type Config, loadConfig } from './config.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './embedded/postgres.js';
@@ -13,7 +13,8 @@ import { createLogger, type Logger } from './ops/log.js';
 import { connect, redactUrl } from './store/db.js';
 import { checkDatabase, explainDatabaseError, StartupAborted } from './store/db-check.js';
 import { migrate } from './store/migrate.js';
-import { agentsUrl, checkListen, metricsUrl, startInstance } from './instance/instance.js';
+import { logListening, type PreparedDatabase, stopper } from './instance/announce.js';
+import { checkListen, startInstance } from './instance/instance.js';
 import { ShutdownSignals } from './instance/signals.js';
 
 /** `agentgate serve`: returns the exit code; throws UsageError for what the user must fix. */
@@ -107,11 +108,7 @@ async function serve(
   prepareDatabase: () => Promise<PreparedDatabase>,
 ): Promise<number> {
   const db = await prepareDatabase();
-  const stopped = async (code: number) => {
-    await db.stop();
-    log.info(code === 0 ? 'stopped' : 'stopped without finishing the drain');
-    return code;
-  };
+  const stopped = stopper(db, log);
   if (signals.isRequested) return stopped(signals.isForced ? 1 : 0);
   let instance: Awaited<ReturnType<typeof startInstance>>;
   try {
@@ -124,15 +121,7 @@ async function serve(
     await instance.close();
     return stopped(signals.isForced ? 1 : 0);
   }
-  log.info(
-    {
-      url: agentsUrl(config, instance.port),
-      ...(instance.metricsPort !== undefined ? { metricsUrl: metricsUrl(config, instance.metricsPort) } : {}),
-      workspaceCache: config.workspaceCache ? 'on' : 'off',
-      embeddedDatabase: db.embedded,
-    },
-    'listening',
-  );
+  logListening(log, config, { port: instance.port, metricsPort: instance.metricsPort, embedded: db.embedded });
   await signals.requested;
   log.info({ sessions: instance.gateway.sessionCount, timeoutMs: config.shutdownTimeoutMs }, 'draining the gateway');
   const outcome = await instance.shutdown(signals.forced);

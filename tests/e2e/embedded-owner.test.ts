@@ -9,17 +9,8 @@ import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { runningPostmaster } from '../../gateway/src/embedded/postgres.ts';
 import { AGENTGATE_BIN, cliEnv, runCli } from '../helpers/cli.ts';
-import { embeddedWorkDir, listening, type Served, serveEmbedded } from '../helpers/embedded.ts';
+import { alive, embeddedWorkDir, listening, type Served, serveEmbedded } from '../helpers/embedded.ts';
 import { httpRequest } from '../helpers/http.ts';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function parentOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -10,17 +10,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runningPostmaster, startEmbeddedPostgres } from '../../gateway/src/embedded/postgres.ts';
 import { runCli } from '../helpers/cli.ts';
-import { embeddedWorkDir, listening, type Served, serveEmbedded } from '../helpers/embedded.ts';
+import { alive, embeddedWorkDir, listening, type Served, serveEmbedded } from '../helpers/embedded.ts';
 import { httpRequest } from '../helpers/http.ts';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('a stale postmaster.pid that names another PostgreSQL', () => {
   let a: ReturnType<typeof embeddedWorkDir>;

@@ -209,6 +209,7 @@ describe('--metrics-listen', () => {
   let db: TestDatabase;
   let gw: GatewayProcess;
   let opsUrl: string;
+  let metricsUrl: string;
   const ADMIN = `adm-${randomBytes(6).toString('hex')}`;
 
   before(async () => {
@@ -218,7 +219,9 @@ describe('--metrics-listen', () => {
       args: ['--metrics-listen', '127.0.0.1:0', '--admin-token', ADMIN],
     });
     const line = await gw.waitForLog((e) => e['msg'] === 'listening');
-    opsUrl = String(line['metricsUrl']);
+    // The line names the /metrics URL of the second listener (README: Configuration).
+    metricsUrl = String(line['metricsUrl']);
+    opsUrl = new URL(metricsUrl).origin;
   });
   after(async () => {
     await gw?.stop();
@@ -226,7 +229,7 @@ describe('--metrics-listen', () => {
   });
 
   test('/metrics and /debug/* move to the second listener; the agents keep theirs', async () => {
-    assert.match(opsUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(metricsUrl, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
     assert.notEqual(opsUrl, gw.httpUrl);
     const auth = { Authorization: `Bearer ${ADMIN}` };
     // The agents' listener: no usernames, no session list.

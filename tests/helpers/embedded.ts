@@ -102,3 +102,13 @@ export async function olderAgentgateCluster(dataDir: string, fill: (url: string)
     await exited;
   }
 }
+
+/** Whether the process `pid` still runs (signal 0). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -7,18 +7,11 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config.js';
 import type { Logger } from '../ops/log.js';
-import { agentsUrl, metricsUrl } from '../instance/instance.js';
+import { logListening, type PreparedDatabase, stopper } from '../instance/announce.js';
 import type { ShutdownSignals } from '../instance/signals.js';
 import { isOurs, sendMessage, type ToPrimary } from './ipc.js';
 import { RestartBackoff } from './restart-backoff.js';
 import { TreeQuestions } from './tree-questions.js';
-
-export interface PreparedDatabase {
-  url: string;
-  embedded: boolean;
-  /** Stops the embedded PostgreSQL this process started; a no-op with DATABASE_URL. */
-  stop(): Promise<void>;
-}
 
 /** After a second signal, how long the workers get to exit before they are killed. */
 const FORCE_GRACE_MS = 2000;
@@ -41,26 +34,14 @@ export async function runPrimary(
   prepareDatabase: () => Promise<PreparedDatabase>,
 ): Promise<number> {
   const db = await prepareDatabase();
-  const stopped = async (code: number) => {
-    await db.stop();
-    log.info(code === 0 ? 'stopped' : 'stopped without finishing the drain');
-    return code;
-  };
+  const stopped = stopper(db, log);
   if (signals.isRequested) return stopped(signals.isForced ? 1 : 0);
   const primary = new Primary(config, log, db.url);
   const started = await Promise.race([primary.start(), signals.requested.then(() => 'signal' as const)]);
   if (started === 'listening') {
-    log.info(
-      {
-        url: agentsUrl(config, primary.port!),
-        // With port 0 each worker's metrics listener shares one random port the primary does not learn.
-        ...(config.metricsListenPort ? { metricsUrl: metricsUrl(config, config.metricsListenPort) } : {}),
-        workers: config.workers,
-        workspaceCache: config.workspaceCache ? 'on' : 'off',
-        embeddedDatabase: db.embedded,
-      },
-      'listening',
-    );
+    // With port 0 each worker's metrics listener shares one random port the primary does not learn.
+    const metricsPort = config.metricsListenPort;
+    logListening(log, config, { port: primary.port!, metricsPort, embedded: db.embedded, workers: config.workers });
     await signals.requested;
   } else if (started !== 'signal') {
     log.error({ code: started.code }, 'a worker could not start; stopping');

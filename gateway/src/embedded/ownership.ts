@@ -9,6 +9,7 @@ import { existsSync, linkSync, readFileSync, readlinkSync, realpathSync, unlinkS
 import path from 'node:path';
 import { createExclusive, readForeignFile, readStateFile } from './state.js';
 import { UsageError } from '../ops/usage-error.js';
+import { statFields } from '../ops/proc.js';
 
 /** Clock ticks per second of /proc/<pid>/stat (USER_HZ, 100 on every Linux architecture we run on). */
 const CLK_TCK = 100;
@@ -29,16 +30,6 @@ export function alive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function statFields(pid: number): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields from the 3rd on, after the command name in parentheses (which may hold spaces).
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
   }
 }
 

@@ -2,7 +2,6 @@
 // database pools, the Gateway hub, the agents' listener (and the `--metrics-listen` one), and the
 // §7 shutdown of all of them. The database is ready (started and migrated) before this runs.
 import { createServer, type Server } from 'node:http';
-import { RPC_PATH } from '@agentgate/shared';
 import type { Config } from '../config.js';
 import { Gateway } from '../hub/gateway.js';
 import { createHttpServer, type Routes } from '../http/server.js';
@@ -186,17 +185,4 @@ async function listen(server: Server, host: string, port: number): Promise<void>
       throw new UsageError(`cannot listen on ${host}:${port}: ${e.code}`);
     throw err;
   }
-}
-
-/** The `--metrics-listen` URL of the `"msg":"listening"` line. */
-export function metricsUrl(config: Config, port: number | undefined): string | undefined {
-  if (config.metricsListenHost === undefined || port === undefined) return undefined;
-  const host = config.metricsListenHost.includes(':') ? `[${config.metricsListenHost}]` : config.metricsListenHost;
-  return `http://${host}:${port}`;
-}
-
-/** The agents' URL of the `"msg":"listening"` line (SPEC §1). */
-export function agentsUrl(config: Config, port: number): string {
-  const host = config.listenHost.includes(':') ? `[${config.listenHost}]` : config.listenHost;
-  return `ws://${host}:${port}${RPC_PATH}`;
 }

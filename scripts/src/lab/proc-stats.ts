@@ -1,19 +1,10 @@
 // CPU time and resident memory of a process (and of PostgreSQL's backends), read from /proc.
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { statFields } from '@agentgate/gateway/ops/proc';
 
 /** Linux reports utime/stime in clock ticks of 1/100 s (USER_HZ). */
 const MS_PER_TICK = 10;
-
-function statFields(pid: number): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces: fields after it start past the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
 
 /** utime + stime of `pid` in ms (0 when the process is gone). */
 export function cpuMs(pid: number): number {
