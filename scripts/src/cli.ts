@@ -40,6 +40,7 @@ const TABLE = table({
     'the daily rollup as a report: workspaces, reports, bytes and days with usage per template or workspace',
     () => import('./usage.js'),
   ],
+  psql: ["a psql session on the embedded database, as the gateway's role", () => import('./psql.js')],
   seed: ['create agents to test with and write their tokens', () => import('./seed.js')],
   loadtest: ['hold N agent sockets, drive stats and metadata, report latency', () => import('./loadtest.js')],
   bench: ['echo server vs gateway cached vs uncached, under the same load', () => import('./bench.js')],

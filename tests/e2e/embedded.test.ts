@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runningPostmaster } from '../../gateway/src/embedded/postgres.ts';
+import { runCli } from '../helpers/cli.ts';
 import { embeddedWorkDir, listening, type Served, serveEmbedded } from '../helpers/embedded.ts';
 import { httpRequest } from '../helpers/http.ts';
 
@@ -24,7 +25,7 @@ describe('serve on the embedded PostgreSQL', () => {
   });
   after(() => dir.cleanup(started));
 
-  test('starts, refuses a second server on the same data, stops, and reuses the data', async () => {
+  test('starts, refuses a second server on the same data, stops, and reuses the data', async (t) => {
     const pgdata = path.join(dir.dataDir, 'pgdata');
     const first = serveEmbedded(dir.dataDir);
     started.push(first);
@@ -46,6 +47,20 @@ describe('serve on the embedded PostgreSQL', () => {
       const exe = readlinkSync(`/proc/${pgPid}/exe`);
       assert.ok(!exe.startsWith(REPO), `${exe} is not under the clone`);
     }
+
+    // `agentgate psql` reaches the running embedded database as the gateway's role.
+    if (existsSync('/usr/bin/psql')) {
+      const q = await runCli([
+        'psql',
+        '--data-dir',
+        dir.dataDir,
+        '--command',
+        'select current_user, count(*) from agentgate_migrations',
+      ]);
+      assert.equal(q.code, 0, q.stderr);
+      assert.match(q.stdout, /agentgate\s*\|\s*\d+/);
+      assert.equal(runningPostmaster(pgdata), pgPid, 'psql used the running server');
+    } else t.diagnostic('skipped: psql is not installed (apt-get install postgresql-client)');
 
     const second = serveEmbedded(dir.dataDir);
     started.push(second);
