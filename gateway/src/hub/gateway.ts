@@ -30,6 +30,9 @@ import { type GatewayParts, type PartsConfig, wireParts } from './wiring.js';
 type GatewayConfig = PartsConfig &
   Pick<Config, 'heartbeatIntervalMs' | 'usageFlushIntervalMs' | 'maxFrameBytes' | 'sessionRate' | 'adminToken'>;
 
+/** Closed sessions whose bookkeeping one turn of the event loop does (a mass disconnect is spread). */
+const CLOSES_PER_TURN = 200;
+
 export interface GatewayOptions {
   config: GatewayConfig;
   db: Db;
@@ -56,6 +59,8 @@ export class Gateway implements Routes {
   private readonly log: Logger;
   private usageTimer: TimerHandle | undefined;
   private draining = false;
+  /** The bookkeeping of closed sockets, done a chunk per turn of the event loop. */
+  private readonly closing: (() => void)[] = [];
 
   constructor(private readonly opts: GatewayOptions) {
     const { config, db, log } = opts;
@@ -145,13 +150,29 @@ export class Gateway implements Routes {
     ws.on('close', (code) => {
       this.connections.delete(session);
       conn.onClosed();
-      session.close();
-      parts.metrics.sessions.dec();
-      parts.metrics.sessionClosed(code);
-      log.debug({ agentId: session.subject.agentId, code }, 'session closed');
+      // The session's own bookkeeping waits a turn (in chunks): a mass disconnect does not hold
+      // the other sessions' answers for all of it at once.
+      this.afterClose(() => {
+        session.close();
+        parts.metrics.sessions.dec();
+        parts.metrics.sessionClosed(code);
+        log.debug({ agentId: session.subject.agentId, code }, 'session closed');
+      });
     });
     log.debug({ agentId: row.agentId, workspaceId: row.workspace.id }, 'session opened');
     return conn;
+  }
+
+  /** Runs `work` in a later turn of the event loop, at most CLOSES_PER_TURN of them per turn. */
+  private afterClose(work: () => void): void {
+    this.closing.push(work);
+    if (this.closing.length === 1) setImmediate(() => this.closeSome());
+  }
+
+  private closeSome(): void {
+    const batch = this.closing.splice(0, CLOSES_PER_TURN);
+    for (const work of batch) work();
+    if (this.closing.length > 0) setImmediate(() => this.closeSome());
   }
 
   /**
