@@ -153,7 +153,7 @@ export function renderHtml(kind: ReportKind, report: unknown): string {
 export function renderSvg(kind: ReportKind, report: unknown): string {
   const r = obj(report);
   const c = charts(kind, r);
-  return standaloneSvg(`agentgate ${kind}: ${headline(kind, r).join('; ')}`, c.charts, c.columns || 2);
+  return standaloneSvg(`agentgate ${kind}`, headline(kind, r), c.charts, c.columns || 2);
 }
 
 /**

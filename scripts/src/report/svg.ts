@@ -142,18 +142,25 @@ export function chartSvg(c: Chart, at?: { x: number; y: number }): string {
   );
 }
 
-/** Charts in a grid of `columns`, under a title, as one standalone SVG document. */
-export function standaloneSvg(title: string, charts: readonly Chart[], columns: number): string {
+/** Charts in a grid of `columns`, under a title and a few lines of text, as one standalone SVG document. */
+export function standaloneSvg(
+  title: string,
+  lines: readonly string[],
+  charts: readonly Chart[],
+  columns: number,
+): string {
   const rows = Math.ceil(charts.length / columns);
+  const top = 30 + lines.length * 18;
   const width = columns * CHART_WIDTH;
-  const height = 30 + rows * CHART_HEIGHT;
+  const height = top + rows * CHART_HEIGHT;
+  const head = lines.map((l, i) => `<text x="10" y="${42 + i * 18}" font-size="13">${esc(l)}</text>`);
   const cells = charts.map((c, i) =>
-    chartSvg(c, { x: (i % columns) * CHART_WIDTH, y: 30 + Math.floor(i / columns) * CHART_HEIGHT }),
+    chartSvg(c, { x: (i % columns) * CHART_WIDTH, y: top + Math.floor(i / columns) * CHART_HEIGHT }),
   );
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">\n` +
-    `<rect width="${width}" height="${height}" fill="#fff"/>\n` +
-    `<text x="10" y="20" font-family="sans-serif" font-size="15" font-weight="bold">${esc(title)}</text>\n` +
+    `<rect width="${width}" height="${height}" fill="#fff"/>\n<g font-family="sans-serif" fill="#222">\n` +
+    `<text x="10" y="20" font-size="15" font-weight="bold">${esc(title)}</text>\n${head.join('\n')}\n</g>\n` +
     `${cells.join('\n')}\n</svg>\n`
   );
 }
