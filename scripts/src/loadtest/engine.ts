@@ -65,6 +65,8 @@ export class LoadEngine {
   private measuring = false;
   /** Measured frames that are still unanswered. */
   private measuredInflight = 0;
+  /** Every frame still unanswered, measured or not. */
+  private inflight = 0;
   private pendingHandshakes = 0;
   /** Frames are being sent. */
   private running = false;
@@ -212,7 +214,7 @@ export class LoadEngine {
     this.windowMs = performance.now() - this.windowStart;
   }
 
-  /** Stops sending and waits (bounded) for the measured frames still unanswered. */
+  /** Stops sending and waits (bounded) for the frames still unanswered. */
   async finishLoad(): Promise<void> {
     this.endMeasure();
     this.running = false;
@@ -223,7 +225,8 @@ export class LoadEngine {
       a.pumpTimer = undefined;
     }
     const drainUntil = performance.now() + this.cfg.drainMs;
-    while (this.measuredInflight > 0 && performance.now() < drainUntil) await sleep(10);
+    // Every frame, not only the measured ones: the run's totals (allFrames) are read right after.
+    while (this.inflight > 0 && performance.now() < drainUntil) await sleep(10);
     if (this.measuredInflight > 0) this.count('unanswered', this.measuredInflight);
     this.booksClosed = true;
     this.seconds.close();
@@ -270,6 +273,7 @@ export class LoadEngine {
       a.nextIsStats = !a.nextIsStats;
     }
     a.inflight++;
+    this.inflight++;
     if (measured) {
       this.sent++;
       this.measuredInflight++;
@@ -287,6 +291,7 @@ export class LoadEngine {
 
   private onAck(a: LoadAgent, method: Method, t: number, measured: boolean): void {
     a.inflight--;
+    this.inflight--;
     this.allAcked[method]++;
     if (measured && !this.booksClosed) {
       this.measuredInflight--;
@@ -302,6 +307,7 @@ export class LoadEngine {
 
   private onFail(a: LoadAgent, err: unknown, measured: boolean): void {
     a.inflight--;
+    this.inflight--;
     if (!(err instanceof RpcCallError)) this.allUnknown++;
     if (measured && !this.booksClosed) {
       this.measuredInflight--;

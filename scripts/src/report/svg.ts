@@ -159,6 +159,7 @@ export function standaloneSvg(
   );
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">\n` +
+    `<title>${esc([title, ...lines].join(': '))}</title>\n` +
     `<rect width="${width}" height="${height}" fill="#fff"/>\n<g font-family="sans-serif" fill="#222">\n` +
     `<text x="10" y="20" font-size="15" font-weight="bold">${esc(title)}</text>\n${head.join('\n')}\n</g>\n` +
     `${cells.join('\n')}\n</svg>\n`

@@ -41,6 +41,9 @@ async function sample(gw: ServerProcess, workers: number): Promise<Sample> {
   };
 }
 
+/** How long before the end of each second of the load its sample is taken (so none races the load's end). */
+const EARLY_MS = 50;
+
 /** Samples one gateway, on demand and every `everyMs`, with times relative to the load's start. */
 export class Sampler {
   readonly samples: Sample[] = [];
@@ -56,10 +59,9 @@ export class Sampler {
     private readonly workers: number,
   ) {}
 
-  /** One sample; `last` is the one at the end of the load. */
-  async take(last = false): Promise<void> {
+  async take(): Promise<void> {
     const at = performance.now();
-    const within = last || !this.ended;
+    const within = !this.ended;
     const s = await sample(this.gw, this.workers);
     // Relative to the load's start as it is now: loadStarted() may have moved it meanwhile.
     s.t = Math.round(((at - this.loadStart) / 1000) * 10) / 10;
@@ -67,22 +69,35 @@ export class Sampler {
     if (within && at >= this.loadStart) this.inLoad.push(s);
   }
 
-  /** Takes a sample every `everyMs` (skipping a beat while the previous one is still out). */
+  /**
+   * Takes a sample every `everyMs` from the load's start, each EARLY_MS before its due time, on a
+   * schedule that does not drift (skipping a beat while the previous one is still out).
+   */
   every(everyMs: number): void {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     this.everyMs = everyMs;
+    const t0 = this.loadStart;
+    let k = 1;
     let sampling = false;
-    this.timer = setInterval(() => {
-      if (sampling) return;
-      sampling = true;
-      void this.take().finally(() => {
-        sampling = false;
-      });
-    }, everyMs);
+    const next = () => {
+      k = Math.max(k, Math.floor((performance.now() - t0 + EARLY_MS) / everyMs) + 1);
+      const due = t0 + k * everyMs - EARLY_MS;
+      this.timer = setTimeout(() => {
+        k++;
+        if (!sampling) {
+          sampling = true;
+          void this.take().finally(() => {
+            sampling = false;
+          });
+        }
+        next();
+      }, due - performance.now());
+    };
+    next();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
   }
 
   /**
@@ -96,14 +111,10 @@ export class Sampler {
     if (this.timer) this.every(this.everyMs);
   }
 
-  /**
-   * The load's window ended: one last sample now (the end of its last second), and no more on the
-   * timer, which would catch the sockets closing.
-   */
-  async loadEnded(): Promise<void> {
+  /** The load's window ended: no more samples on the timer (one would catch the sockets closing). */
+  loadEnded(): void {
     this.stop();
     this.ended = true;
-    await this.take(true);
   }
 
   /** The samples of the load itself, in the order they were taken. */
