@@ -2,7 +2,6 @@
 // another: a bare `ws` echo server (the ceiling), the gateway with its workspace cache, and the
 // gateway with `--workspace-cache off`. Each server runs in its own process; the load runs in
 // worker processes. Prints one table (progress goes to stderr) and optionally writes JSON.
-import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type OptionTable, parse } from '@agentgate/gateway/options';
@@ -15,6 +14,8 @@ import { type ServerProcess, startGateway } from './lab/process.js';
 import { settledRss } from './lab/proc-stats.js';
 import { runLoad } from './loadtest/run-load.js';
 import { seed } from './seed.js';
+import { emptySeries } from './report/series.js';
+import { writeReports } from './report/render.js';
 
 const RUN_NAMES = ['echo', 'cached', 'uncached'] as const;
 type RunName = (typeof RUN_NAMES)[number];
@@ -24,6 +25,7 @@ interface BenchArgs {
   durationMs: number;
   warmupMs: number;
   jsonFile: string | undefined;
+  htmlFile: string | undefined;
   idleSessions: number;
   rate: number;
   inflight: number;
@@ -48,6 +50,11 @@ export const BENCH_OPTIONS = {
   duration: { flag: '--duration', kind: 'duration', default: '20s', min: 1000, help: 'measured time of each run' },
   warmup: { flag: '--warmup', kind: 'duration', default: '3s', min: 0, help: 'unmeasured load before each run' },
   json: { flag: '--json', kind: 'out-file', help: 'write the JSON report here (README: bench)' },
+  html: {
+    flag: '--html',
+    kind: 'out-file',
+    help: 'write a self-contained HTML page with the runs plotted side by side, second by second, here',
+  },
   idleSessions: {
     flag: '--idle-sessions',
     kind: 'int',
@@ -98,6 +105,7 @@ function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv): BenchArgs {
     durationMs: o.duration,
     warmupMs: o.warmup,
     jsonFile: o.json,
+    htmlFile: o.html,
     idleSessions: o.idleSessions,
     rate: o.rate,
     inflight: o.inflight,
@@ -223,7 +231,7 @@ function printResults(results: BenchResults, args: BenchArgs, postgres: string, 
     `${args.agents} agents, ${args.durationMs / 1000} s per run after ${args.warmupMs / 1000} s warm-up; ` +
       `${cpus().length} cores, Node ${process.version}, PostgreSQL ${postgres}; took ${Math.round(tookMs / 1000)} s\n`,
   );
-  if (!args.jsonFile) return;
+  if (!args.jsonFile && !args.htmlFile) return;
   const out = {
     runs,
     ...(idle ? { idleSessions: idle } : {}),
@@ -238,7 +246,7 @@ function printResults(results: BenchResults, args: BenchArgs, postgres: string, 
       loadProcs: args.procs,
     },
   };
-  writeFileSync(args.jsonFile, `${JSON.stringify(out, null, 2)}\n`);
+  writeReports('bench', out, { json: args.jsonFile, html: args.htmlFile });
 }
 
 function failedRun(name: string, error: string): RunResult {
@@ -259,6 +267,7 @@ function failedRun(name: string, error: string): RunResult {
     pgCpuMsPerKFrame: 0,
     workspaceScansPerFrame: 0,
     topStatements: [],
+    series: emptySeries(),
     error,
   };
 }

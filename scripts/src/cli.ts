@@ -68,6 +68,10 @@ const TABLE = table({
     'a long load against a gateway started here: RSS, event-loop delay, acked frames vs rows',
     () => import('./soak.js'),
   ],
+  report: [
+    'render the JSON report of loadtest, soak or bench as its HTML page or as an SVG of its plots',
+    () => import('./report.js'),
+  ],
 });
 
 export const COMMANDS: Readonly<Record<string, Command>> = Object.fromEntries(

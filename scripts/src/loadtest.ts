@@ -1,7 +1,7 @@
 // `npx agentgate loadtest` (SPEC §9): holds N agent sockets over P worker processes, drives stats
 // and metadata at the given intervals (or a fixed total rate, or a closed loop), shows progress on
 // stderr, prints a summary on stdout and optionally writes the JSON report.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { type OptionTable, parseWithSources, UsageError } from '@agentgate/gateway/options';
 import { connect } from '@agentgate/gateway/store/db';
 import { migrate } from '@agentgate/gateway/store/migrate';
@@ -9,6 +9,7 @@ import { formatSummary, noConnectionLine, ProgressPrinter } from './loadtest/rep
 import { onInterrupt } from './lab/interrupt.js';
 import { type LoadMode, type LoadReport, runLoad } from './loadtest/run-load.js';
 import { SEED_OPTIONS, seed } from './seed.js';
+import { writeReports } from './report/render.js';
 
 /** Agents per worker process by default: well under the 20 000 open files of one process. */
 export const AGENTS_PER_PROC = 15_000;
@@ -75,6 +76,11 @@ export const LOADTEST_OPTIONS = {
     help: 'a frame with no answer by then counts as unanswered',
   },
   json: { flag: '--json', kind: 'out-file', help: 'write the JSON report here (README: loadtest)' },
+  html: {
+    flag: '--html',
+    kind: 'out-file',
+    help: 'write a self-contained HTML page with per-second plots and every figure of the report here',
+  },
 } as const satisfies OptionTable;
 
 interface LoadtestArgs {
@@ -89,6 +95,7 @@ interface LoadtestArgs {
   rampPerSec: number;
   requestTimeoutMs: number;
   jsonFile: string | undefined;
+  htmlFile: string | undefined;
 }
 
 function parseLoadtestArgs(argv: string[], env: NodeJS.ProcessEnv): LoadtestArgs {
@@ -123,6 +130,7 @@ function parseLoadtestArgs(argv: string[], env: NodeJS.ProcessEnv): LoadtestArgs
     rampPerSec: o.ramp,
     requestTimeoutMs: o.requestTimeout,
     jsonFile: o.json,
+    htmlFile: o.html,
   };
 }
 
@@ -152,11 +160,6 @@ async function seedTokens(url: string, agents: number, metadataKeys: number): Pr
   } finally {
     await sql.end({ timeout: 5 });
   }
-}
-
-/** The JSON report of SPEC §9 (and a few extra fields). */
-function reportJson(r: LoadReport): string {
-  return `${JSON.stringify(r, null, 2)}\n`;
 }
 
 /** `agentgate loadtest ...`; returns the exit code. */
@@ -201,7 +204,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     stopInterrupts();
   }
   process.stdout.write(`${formatSummary(report)}\n`);
-  if (args.jsonFile) writeFileSync(args.jsonFile, reportJson(report));
+  // The JSON report of SPEC §9 (and a few extra fields), and its page.
+  writeReports('loadtest', report, { json: args.jsonFile, html: args.htmlFile });
   if (report.connected === 0) {
     process.stderr.write(`loadtest: ${noConnectionLine(report, args.url)}\n`);
     return 1;

@@ -5,7 +5,6 @@
 // `agentgate_nodejs_eventloop_lag_*`, reset at each scrape, so each sample is one window) every few
 // seconds, and at the end compares acknowledged frames with what PostgreSQL holds: one stats row
 // per acknowledged UpdateStats, and row updates of workspace_agent_metadata (K per frame).
-import { writeFileSync } from 'node:fs';
 import { type OptionTable, type Options, parse } from '@agentgate/gateway/options';
 import type { Sql } from '@agentgate/gateway/store/db';
 import { type LabDatabase, openDatabase } from './lab/database.js';
@@ -16,7 +15,8 @@ import { type LoadReport, runLoad } from './loadtest/run-load.js';
 import { AGENTS_PER_PROC, LOADTEST_OPTIONS } from './loadtest.js';
 import { seed } from './seed.js';
 import { Sampler } from './soak/samples.js';
-import { formatSoak, type SoakRun, soakJson, summarize } from './soak/summary.js';
+import { formatSoak, type SoakRun, soakReport, summarize } from './soak/summary.js';
+import { writeReports } from './report/render.js';
 
 export const SOAK_OPTIONS = {
   agents: { flag: '--agents', kind: 'int', min: 1, default: '5000', help: 'agents, each with its own socket' },
@@ -46,9 +46,9 @@ export const SOAK_OPTIONS = {
   sampleEvery: {
     flag: '--sample-every',
     kind: 'duration',
-    default: '5s',
+    default: '1s',
     min: 500,
-    help: "how often the gateway's RSS and event-loop delay are sampled",
+    help: "how often the gateway's RSS and event-loop delay are sampled (the series has one point per second)",
   },
   workers: {
     flag: '--workers',
@@ -61,6 +61,11 @@ export const SOAK_OPTIONS = {
   procs: LOADTEST_OPTIONS.procs,
   ramp: { flag: '--ramp', kind: 'int', min: 1, default: '1000', help: 'new connections per second' },
   json: { flag: '--json', kind: 'out-file', help: 'write the results (and every sample) as JSON here' },
+  html: {
+    flag: '--html',
+    kind: 'out-file',
+    help: 'write a self-contained HTML page with per-second plots (load, RSS, event-loop delay) here',
+  },
 } as const satisfies OptionTable;
 
 const log = (msg: string) => process.stderr.write(`soak: ${msg}\n`);
@@ -101,7 +106,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   }
   const summary = summarize(o, run);
   process.stdout.write(formatSoak(o, run, summary));
-  if (o.json) writeFileSync(o.json, soakJson(o, run, summary));
+  writeReports('soak', soakReport(o, run, summary), { json: o.json, html: o.html });
   if (abort.signal.aborted) return 130;
   if (run.report.connected === 0) return 1;
   return summary.frames.statsOk ? 0 : 1;

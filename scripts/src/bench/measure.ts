@@ -1,6 +1,7 @@
 // One bench run: a load against a server process, with the server's CPU and RSS (from /proc) and
 // PostgreSQL's own counters taken around the same measured window.
 import type { LatencyMs } from '../loadtest/histogram.js';
+import type { LoadSeries } from '../report/series.js';
 import { ProgressPrinter } from '../loadtest/report.js';
 import { type LoadMode, type LoadReport, runLoad } from '../loadtest/run-load.js';
 import type { LabDatabase } from '../lab/database.js';
@@ -124,6 +125,8 @@ export interface RunResult {
   /** seq_scan + idx_scan of `workspaces` per frame: counts rows read by batched statements too. */
   workspaceScansPerFrame: number;
   topStatements: TopStatement[];
+  /** The saturation load, one point per second. */
+  series: LoadSeries;
   /** The same metrics at a fixed offered rate (open loop), when that run was made. */
   fixedRate?: FixedRateResult;
   error?: string;
@@ -140,6 +143,7 @@ interface FixedRateResult {
   cpuMsPerKFrame: number;
   pgCpuMsPerKFrame: number;
   topStatements: TopStatement[];
+  series: LoadSeries;
 }
 
 function perFrame(m: Measured) {
@@ -175,6 +179,7 @@ export function toRunResult(name: string, sat: Measured, fixed: Measured | undef
     pgCpuMsPerKFrame: pf.pgCpuMsPerKFrame,
     workspaceScansPerFrame: pf.workspaceScansPerFrame,
     topStatements: sat.db?.top ?? [],
+    series: r.series,
   };
   if (fixed) {
     const f = perFrame(fixed);
@@ -189,6 +194,7 @@ export function toRunResult(name: string, sat: Measured, fixed: Measured | undef
       cpuMsPerKFrame: f.cpuMsPerKFrame,
       pgCpuMsPerKFrame: f.pgCpuMsPerKFrame,
       topStatements: fixed.db?.top ?? [],
+      series: fixed.report.series,
     };
   }
   return out;

@@ -13,47 +13,9 @@ import {
 import { callErrorKey, connectErrorKey } from './error-keys.js';
 import { type AgentTraffic, makeMetadata, makeStats, metadataKeyNames, newTraffic } from './frames.js';
 import { encodeHistogram, type Histogram, newLatencyHistogram } from './histogram.js';
-import { type FrameMethod as Method, type LoadMode, startOpenLoop } from './schedule.js';
-
-export interface EngineConfig {
-  url: string;
-  tokens: string[];
-  mode: LoadMode;
-  metadataKeys: number;
-  /** New connections per second opened by this engine. */
-  rampPerSec: number;
-  /** Upper bound of the connect phase. */
-  connectPhaseMs: number;
-  requestTimeoutMs: number;
-  /** How long to wait for answers after the last frame was sent. */
-  drainMs: number;
-  /** The local address of this engine's sockets (see sourceAddress in run-load.ts). */
-  localAddress?: string;
-}
-
-export interface EngineSnapshot {
-  /** Sockets open right now. */
-  live: number;
-  /** Sockets open when the connect phase ended. */
-  connected: number;
-  sent: number;
-  acked: number;
-  /** Of `acked`: UpdateStats and BatchUpdateMetadata frames. */
-  ackedByMethod: Record<Method, number>;
-  /**
-   * Every frame of the whole run, inside the measurement window or not (warm-up, cool-down): what
-   * the database must hold. `unknown` failed with no known outcome (timeout, closed socket).
-   */
-  allFrames: { acked: Record<Method, number>; unknown: number };
-  errors: Record<string, number>;
-  reconnects: number;
-  disconnects: number;
-  skipped: { disconnected: number; inflightCap: number };
-  /** Largest delay between a frame's scheduled time and its send (open-loop modes). */
-  maxScheduleLagMs: number;
-  /** Length of the measurement window in ms (so far, while it is open). */
-  windowMs: number;
-}
+import { type FrameMethod as Method, startOpenLoop } from './schedule.js';
+import { SecondRecorder, type SecondWire } from './seconds.js';
+import type { EngineConfig, EngineSnapshot } from './engine-api.js';
 
 /**
  * Handshakes in progress per load process at most: under the gateway's 64 token checks at once
@@ -85,6 +47,7 @@ export class LoadEngine {
   private readonly keys: string[];
   private readonly total: Histogram = newLatencyHistogram();
   private window: Histogram = newLatencyHistogram();
+  private readonly seconds = new SecondRecorder();
   private sent = 0;
   private acked = 0;
   private readonly ackedByMethod: Record<Method, number> = { stats: 0, metadata: 0 };
@@ -102,6 +65,8 @@ export class LoadEngine {
   private measuring = false;
   /** Measured frames that are still unanswered. */
   private measuredInflight = 0;
+  /** Every frame still unanswered, measured or not. */
+  private inflight = 0;
   private pendingHandshakes = 0;
   /** Frames are being sent. */
   private running = false;
@@ -144,7 +109,7 @@ export class LoadEngine {
     };
     client.on('open', () => {
       a.live = true;
-      this.live++;
+      this.seconds.sessions(++this.live);
       if (a.everOpened) this.reconnects++;
       a.everOpened = true;
       a.failures = 0;
@@ -153,7 +118,7 @@ export class LoadEngine {
     client.on('close', (code) => {
       if (!a.live) return; // a handshake that failed: connect() rejected and is handled there
       a.live = false;
-      this.live--;
+      this.seconds.sessions(--this.live);
       if (this.stopping) return;
       this.disconnects++;
       if (shouldReconnect(code)) this.scheduleRetry(a);
@@ -198,6 +163,7 @@ export class LoadEngine {
 
   private count(key: string, n = 1): void {
     this.errors[key] = (this.errors[key] ?? 0) + n;
+    this.seconds.error(key, n);
   }
 
   /** Opens every socket at the configured rate; resolves when each is open, refused, or has failed a few times. */
@@ -239,6 +205,7 @@ export class LoadEngine {
     if (this.measuring) return;
     this.measuring = true;
     this.windowStart = performance.now();
+    this.seconds.begin(this.live);
   }
 
   endMeasure(): void {
@@ -247,7 +214,7 @@ export class LoadEngine {
     this.windowMs = performance.now() - this.windowStart;
   }
 
-  /** Stops sending and waits (bounded) for the measured frames still unanswered. */
+  /** Stops sending and waits (bounded) for the frames still unanswered. */
   async finishLoad(): Promise<void> {
     this.endMeasure();
     this.running = false;
@@ -258,9 +225,11 @@ export class LoadEngine {
       a.pumpTimer = undefined;
     }
     const drainUntil = performance.now() + this.cfg.drainMs;
-    while (this.measuredInflight > 0 && performance.now() < drainUntil) await sleep(10);
+    // Every frame, not only the measured ones: the run's totals (allFrames) are read right after.
+    while (this.inflight > 0 && performance.now() < drainUntil) await sleep(10);
     if (this.measuredInflight > 0) this.count('unanswered', this.measuredInflight);
     this.booksClosed = true;
+    this.seconds.close();
   }
 
   private startScheduler(t0: number): () => void {
@@ -304,6 +273,7 @@ export class LoadEngine {
       a.nextIsStats = !a.nextIsStats;
     }
     a.inflight++;
+    this.inflight++;
     if (measured) {
       this.sent++;
       this.measuredInflight++;
@@ -321,6 +291,7 @@ export class LoadEngine {
 
   private onAck(a: LoadAgent, method: Method, t: number, measured: boolean): void {
     a.inflight--;
+    this.inflight--;
     this.allAcked[method]++;
     if (measured && !this.booksClosed) {
       this.measuredInflight--;
@@ -329,12 +300,14 @@ export class LoadEngine {
       const us = Math.max(1, Math.round((performance.now() - t) * 1000));
       this.total.recordValue(us);
       this.window.recordValue(us);
+      this.seconds.ack(us);
     }
     if (this.running) this.pump(a);
   }
 
   private onFail(a: LoadAgent, err: unknown, measured: boolean): void {
     a.inflight--;
+    this.inflight--;
     if (!(err instanceof RpcCallError)) this.allUnknown++;
     if (measured && !this.booksClosed) {
       this.measuredInflight--;
@@ -374,6 +347,11 @@ export class LoadEngine {
     return encodeHistogram(h);
   }
 
+  /** The seconds of the window that ended since the previous call (with `all`, every one left). */
+  takeSeconds(all = false): SecondWire[] {
+    return this.seconds.take(all);
+  }
+
   totalHistogram(): string {
     return this.total.totalCount === 0 ? '' : encodeHistogram(this.total);
   }
@@ -384,6 +362,7 @@ export class LoadEngine {
     this.running = false;
     this.stopScheduler?.();
     this.booksClosed = true;
+    this.seconds.close();
     for (const a of this.agents) {
       if (a.retryTimer) clearTimeout(a.retryTimer);
       if (a.pumpTimer) clearTimeout(a.pumpTimer);

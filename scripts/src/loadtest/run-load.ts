@@ -4,11 +4,13 @@
 // → drain (bounded) → close. Every wait is bounded, so a hung server cannot hold the run.
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { EngineConfig, EngineSnapshot } from './engine.js';
+import type { EngineConfig, EngineSnapshot } from './engine-api.js';
 import { type Histogram, type LatencyMs, latencyMs, mergeEncoded, newLatencyHistogram } from './histogram.js';
 import { forkWorker, inProcessWorker, type WorkerHandle } from './worker-handle.js';
 import type { LoadMode } from './schedule.js';
 import type { ToWorker } from './worker-loop.js';
+import { SecondsMerger } from './seconds.js';
+import type { LoadSeries } from '../report/series.js';
 
 export type { LoadMode };
 
@@ -81,6 +83,8 @@ export interface LoadReport {
   mode: string;
   procs: number;
   maxScheduleLagMs: number;
+  /** One point per second of the measured window (every process's seconds added up). */
+  series: LoadSeries;
 }
 
 interface WorkerState {
@@ -155,6 +159,7 @@ class LoadRun {
   private readonly progressTimer: NodeJS.Timeout;
   private readonly aborted: Promise<void>;
   private windowMs = 0;
+  private readonly seconds = new SecondsMerger();
 
   constructor(private readonly opts: LoadOptions) {
     this.n = opts.tokens.length;
@@ -217,6 +222,7 @@ class LoadRun {
       if (msg.type === 'progress' || msg.type === 'done') {
         mergeEncoded(this.recent, msg.window);
         mergeEncoded(w.runWindows, msg.window);
+        this.seconds.add(msg.seconds);
       }
       if (msg.type === 'connected') w.connected = true;
       if (msg.type === 'done') {
@@ -382,6 +388,7 @@ class LoadRun {
       mode: describeMode(this.opts.mode),
       procs: this.procs,
       maxScheduleLagMs: maxLag,
+      series: this.seconds.series(this.windowMs),
     };
   }
 }

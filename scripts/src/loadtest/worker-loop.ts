@@ -1,6 +1,8 @@
 // The worker side of a load: one LoadEngine driven by its parent over a message channel (IPC when
 // the worker is a child process, an in-memory pair when it runs in the parent's process).
-import { type EngineConfig, type EngineSnapshot, LoadEngine } from './engine.js';
+import type { EngineConfig, EngineSnapshot } from './engine-api.js';
+import { LoadEngine } from './engine.js';
+import type { SecondWire } from './seconds.js';
 
 export type ToWorker =
   | { type: 'init'; config: EngineConfig; progressEveryMs: number }
@@ -14,9 +16,9 @@ export type ToWorker =
 
 export type FromWorker =
   /** Periodic; `window` is the latency histogram since the previous progress message. */
-  | { type: 'progress'; snapshot: EngineSnapshot; window: string }
+  | { type: 'progress'; snapshot: EngineSnapshot; window: string; seconds: SecondWire[] }
   | { type: 'connected'; snapshot: EngineSnapshot }
-  | { type: 'done'; snapshot: EngineSnapshot; window: string; total: string }
+  | { type: 'done'; snapshot: EngineSnapshot; window: string; total: string; seconds: SecondWire[] }
   | { type: 'stopped' };
 
 export interface WorkerChannel {
@@ -36,7 +38,12 @@ export function serveWorker(channel: WorkerChannel): Promise<void> {
           const created = new LoadEngine(msg.config);
           engine = created;
           progress = setInterval(() => {
-            void channel.send({ type: 'progress', snapshot: created.snapshot(), window: created.takeWindow() });
+            void channel.send({
+              type: 'progress',
+              snapshot: created.snapshot(),
+              window: created.takeWindow(),
+              seconds: created.takeSeconds(),
+            });
           }, msg.progressEveryMs);
           void created.connectAll().then(() => channel.send({ type: 'connected', snapshot: created.snapshot() }));
           break;
@@ -52,11 +59,15 @@ export function serveWorker(channel: WorkerChannel): Promise<void> {
           break;
         case 'finish':
           if (!e) return;
-          void e
-            .finishLoad()
-            .then(() =>
-              channel.send({ type: 'done', snapshot: e.snapshot(), window: e.takeWindow(), total: e.totalHistogram() }),
-            );
+          void e.finishLoad().then(() =>
+            channel.send({
+              type: 'done',
+              snapshot: e.snapshot(),
+              window: e.takeWindow(),
+              total: e.totalHistogram(),
+              seconds: e.takeSeconds(true),
+            }),
+          );
           break;
         case 'stop':
           if (progress) clearInterval(progress);

@@ -18,7 +18,8 @@ export interface Sample {
   sessions: number | null;
 }
 
-async function sample(gw: ServerProcess, t: number, workers: number): Promise<Sample> {
+/** One sample; its `t` is set by the caller. */
+async function sample(gw: ServerProcess, workers: number): Promise<Sample> {
   const workerPids = workers > 1 ? childPids(gw.pid) : [];
   const workerRss = Object.fromEntries(workerPids.map((pid) => [pid, rssKiB(pid)]));
   const rss = rssKiB(gw.pid) + Object.values(workerRss).reduce((a, b) => a + b, 0);
@@ -31,7 +32,7 @@ async function sample(gw: ServerProcess, t: number, workers: number): Promise<Sa
   }
   const ms = (s: number | null) => (s === null ? null : Math.round(s * 1e6) / 1e3);
   return {
-    t: Math.round(t * 10) / 10,
+    t: 0,
     rssKiB: rss,
     ...(workers > 1 ? { workerRssKiB: workerRss } : {}),
     lagP99Ms: ms(metricValue(text, 'agentgate_nodejs_eventloop_lag_p99_seconds')),
@@ -40,12 +41,18 @@ async function sample(gw: ServerProcess, t: number, workers: number): Promise<Sa
   };
 }
 
+/** How long before the end of each second of the load its sample is taken (so none races the load's end). */
+const EARLY_MS = 50;
+
 /** Samples one gateway, on demand and every `everyMs`, with times relative to the load's start. */
 export class Sampler {
   readonly samples: Sample[] = [];
+  /** The samples taken while the load ran (from its start to its end). */
+  private readonly inLoad: Sample[] = [];
   private loadStart = performance.now();
-  private loadEnd: number | undefined;
+  private ended = false;
   private timer: NodeJS.Timeout | undefined;
+  private everyMs = 0;
 
   constructor(
     private readonly gw: ServerProcess,
@@ -53,39 +60,65 @@ export class Sampler {
   ) {}
 
   async take(): Promise<void> {
-    this.samples.push(await sample(this.gw, (performance.now() - this.loadStart) / 1000, this.workers));
+    const at = performance.now();
+    const within = !this.ended;
+    const s = await sample(this.gw, this.workers);
+    // Relative to the load's start as it is now: loadStarted() may have moved it meanwhile.
+    s.t = Math.round(((at - this.loadStart) / 1000) * 10) / 10;
+    this.samples.push(s);
+    if (within && at >= this.loadStart) this.inLoad.push(s);
   }
 
-  /** Takes a sample every `everyMs` (skipping a beat while the previous one is still out). */
+  /**
+   * Takes a sample every `everyMs` from the load's start, each EARLY_MS before its due time, on a
+   * schedule that does not drift (skipping a beat while the previous one is still out).
+   */
   every(everyMs: number): void {
+    clearTimeout(this.timer);
+    this.everyMs = everyMs;
+    const t0 = this.loadStart;
+    let k = 1;
     let sampling = false;
-    this.timer = setInterval(() => {
-      if (sampling) return;
-      sampling = true;
-      void this.take().finally(() => {
-        sampling = false;
-      });
-    }, everyMs);
+    const next = () => {
+      k = Math.max(k, Math.floor((performance.now() - t0 + EARLY_MS) / everyMs) + 1);
+      const due = t0 + k * everyMs - EARLY_MS;
+      this.timer = setTimeout(() => {
+        k++;
+        if (!sampling) {
+          sampling = true;
+          void this.take().finally(() => {
+            sampling = false;
+          });
+        }
+        next();
+      }, due - performance.now());
+    };
+    next();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
   }
 
-  /** The load starts now: the samples taken so far (while connecting) get negative times. */
+  /**
+   * The load starts now: the samples taken so far (while connecting) get negative times, and the
+   * next ones fall at the end of each of the load's seconds (the series' points, report/series.ts).
+   */
   loadStarted(): void {
     const shift = (performance.now() - this.loadStart) / 1000;
     for (const s of this.samples) s.t = Math.round((s.t - shift) * 10) / 10;
     this.loadStart = performance.now();
+    if (this.timer) this.every(this.everyMs);
   }
 
+  /** The load's window ended: no more samples on the timer (one would catch the sockets closing). */
   loadEnded(): void {
-    this.loadEnd = performance.now();
+    this.stop();
+    this.ended = true;
   }
 
-  /** The samples of the load itself (from its start to half a second past its end). */
+  /** The samples of the load itself, in the order they were taken. */
   during(): Sample[] {
-    const end = this.loadEnd === undefined ? undefined : (this.loadEnd - this.loadStart) / 1000 + 0.5;
-    return this.samples.filter((s) => s.t >= 0 && (end === undefined || s.t <= end));
+    return [...this.inLoad];
   }
 }

@@ -4,6 +4,7 @@
 import type { LoadReport } from '../loadtest/run-load.js';
 import { formatSummary } from '../loadtest/report.js';
 import type { Sample } from './samples.js';
+import { withSamples } from '../report/series.js';
 
 export interface SoakConfig {
   agents: number;
@@ -120,7 +121,8 @@ export function formatSoak(o: SoakConfig, run: SoakRun, s: SoakSummary): string 
   return lines.join('\n');
 }
 
-export function soakJson(o: SoakConfig, run: SoakRun, s: SoakSummary): string {
+/** The JSON report (--json); `series` is the load's per second with the gateway's samples. */
+export function soakReport(o: SoakConfig, run: SoakRun, s: SoakSummary): object {
   const { report, stored } = run;
   const out = {
     agents: o.agents,
@@ -144,6 +146,7 @@ export function soakJson(o: SoakConfig, run: SoakRun, s: SoakSummary): string {
     stored: { statsRows: stored.stats, metadataRowUpdates: stored.metadataUpdates, metadataKeys: o.metadataKeys },
     statsRowsMatchAcked: s.frames.statsOk,
     samples: run.samples,
+    series: withSamples(report.series, run.during),
   };
-  return `${JSON.stringify(out, null, 2)}\n`;
+  return out;
 }
